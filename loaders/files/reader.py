@@ -1,0 +1,120 @@
+"""Read every resource in one input file, whatever its layout, as accepted or rejected items."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from loaders.files.bundles import BundleEntry, iter_bundle
+from loaders.files.discover import InputFile, InputKind
+from loaders.resources import (
+    ParsedResource,
+    RejectReason,
+    Rejection,
+    parse_resource_bytes,
+    parse_resource_object,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileItem:
+    """One resource read from a file, accepted or rejected.
+
+    Attributes:
+        line_number: 1-based line of an NDJSON file (the line holding the Bundle, for a Bundle
+            on a line); 1 for a JSON file. Bundle entries are told apart by ``json_path``.
+        result: The parsed resource, or why it was refused (json_path relative to the file's
+            document, e.g. ``Bundle.entry[3].resource.id``).
+        raw: The bytes as read, kept so a refused resource can be quarantined unchanged.
+    """
+
+    line_number: int
+    result: ParsedResource | Rejection
+    raw: bytes
+
+
+def _open(path: Path, compressed: bool) -> IO[bytes]:
+    return gzip.open(path, "rb") if compressed else path.open("rb")
+
+
+def _iter_ndjson(source: InputFile) -> Iterator[FileItem]:
+    line_number = 0
+    try:
+        with _open(source.path, source.gzip) as handle:
+            for line_number, line in enumerate(handle, start=1):  # noqa: B007 - read after loop
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                result = parse_resource_bytes(stripped)
+                if isinstance(result, ParsedResource) and result.resource_type == "Bundle":
+                    # A Bundle on an NDJSON line is split like a Bundle file.
+                    yield from _iter_bundle_document(orjson.loads(stripped), line_number)
+                    continue
+                yield FileItem(line_number=line_number, result=result, raw=stripped)
+    except (OSError, EOFError, zlib.error):
+        # A truncated or corrupt gzip stream: everything before this point was read; record
+        # where reading stopped so the rest of the file is visibly missing, not silently.
+        yield FileItem(
+            line_number=line_number + 1,
+            result=Rejection(RejectReason.UNREADABLE_FILE, "$"),
+            raw=b"",
+        )
+
+
+def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem]:
+    for item in iter_bundle(document):
+        if isinstance(item, BundleEntry):
+            result = parse_resource_object(item.resource)
+            if isinstance(result, Rejection):
+                result = replace(result, json_path=f"Bundle.entry[{item.index}].resource.{result.json_path}")
+            raw = result.text if isinstance(result, ParsedResource) else orjson.dumps(item.resource)
+            yield FileItem(line_number=line_number, result=result, raw=raw)
+        else:
+            index, rejection = item
+            entry = document["entry"][index] if index >= 0 else document
+            yield FileItem(line_number=line_number, result=rejection, raw=orjson.dumps(entry))
+
+
+def _iter_json(source: InputFile) -> Iterator[FileItem]:
+    try:
+        with _open(source.path, source.gzip) as handle:
+            raw = handle.read()
+    except (OSError, EOFError, zlib.error):
+        yield FileItem(line_number=1, result=Rejection(RejectReason.UNREADABLE_FILE, "$"), raw=b"")
+        return
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        yield FileItem(line_number=1, result=parse_resource_bytes(raw), raw=raw)
+        return
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        yield from _iter_bundle_document(document, 1)
+        return
+    if isinstance(document, list):
+        yield FileItem(
+            line_number=1, result=Rejection(RejectReason.NOT_AN_OBJECT, "$"), raw=raw
+        )
+        return
+    yield FileItem(line_number=1, result=parse_resource_object(document), raw=raw)
+
+
+def iter_file_items(source: InputFile) -> Iterator[FileItem]:
+    """Every resource in ``source``, in file order, accepted or rejected.
+
+    Args:
+        source: A file found by :func:`loaders.files.discover_input_files`.
+
+    Yields:
+        One FileItem per NDJSON line or Bundle entry (and one for a file that cannot be read
+        as JSON at all).
+    """
+    if source.kind is InputKind.NDJSON:
+        yield from _iter_ndjson(source)
+    else:
+        yield from _iter_json(source)

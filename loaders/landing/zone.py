@@ -1,0 +1,175 @@
+"""Write and read landing pages.
+
+Layout under the landing root (a local directory)::
+
+    <source_system>/<ResourceType>/<YYYY-MM-DD>/<run_id>-<seq>.ndjson.gz   accepted resources
+    <source_system>/_quarantine/<YYYY-MM-DD>/<run_id>-<seq>.ndjson.gz      refused ones, as read
+    <source_system>/_manifests/<run_id>.ndjson                             one row per page
+
+Pages are written to a temporary name and renamed into place, never overwritten, and their
+gzip bytes are deterministic (no timestamp in the header) so a page's sha256 identifies its
+content. Everything downstream can be rebuilt from these files without asking the source again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from loaders.exceptions import LandingError, LandingIntegrityError
+
+QUARANTINE = "_quarantine"
+_SOURCE_SYSTEM = re.compile(r"[a-z0-9][a-z0-9_\-]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class LandingPage:
+    """The manifest row of one landing page.
+
+    Attributes:
+        landing_file: Path of the page relative to the landing root.
+        run_id: The run that wrote it.
+        source_system: The source the resources came from.
+        resource_type: The resources' type, or ``_quarantine`` for refused resources.
+        resource_count: Lines in the page.
+        sha256: sha256 of the page's gzip bytes as stored.
+        size_bytes: Size of the page as stored.
+        created_at: When it was written (UTC).
+    """
+
+    landing_file: str
+    run_id: str
+    source_system: str
+    resource_type: str
+    resource_count: int
+    sha256: str
+    size_bytes: int
+    created_at: datetime
+
+
+def validate_source_system(name: str) -> str:
+    """Return ``name`` if it is usable as a source-system name (and directory name)."""
+    if not _SOURCE_SYSTEM.fullmatch(name):
+        raise LandingError(
+            "source system names are 1-63 characters of lowercase letters, digits, '_' and '-' "
+            f"starting with a letter or digit; got {name!r}"
+        )
+    return name
+
+
+class LandingZone:
+    """Writes the pages and the manifest of one run for one source system."""
+
+    def __init__(
+        self, root: Path, source_system: str, run_id: str, *, compresslevel: int = 1
+    ) -> None:
+        """Prepare to write under ``root``.
+
+        Args:
+            root: The landing root directory (created if missing).
+            source_system: The source's name; becomes the first directory level.
+            run_id: The run's id; prefixes every page name.
+            compresslevel: gzip level; 1 is several times faster than 6 for ~15% more bytes.
+        """
+        self.root = root
+        self.source_system = validate_source_system(source_system)
+        self.run_id = run_id
+        self.compresslevel = compresslevel
+        self.pages: list[LandingPage] = []
+        self._sequence = 0
+
+    def write_page(self, resource_type: str, lines: Sequence[bytes], now: datetime) -> LandingPage:
+        """Write one page of resources (one JSON document per line) and record it.
+
+        Raises:
+            LandingError: The page cannot be written, or a page of that name already exists.
+        """
+        self._sequence += 1
+        relative = (
+            Path(self.source_system)
+            / resource_type
+            / now.strftime("%Y-%m-%d")
+            / f"{self.run_id}-{self._sequence:05d}.ndjson.gz"
+        )
+        payload = gzip.compress(
+            b"".join(line + b"\n" for line in lines), compresslevel=self.compresslevel, mtime=0
+        )
+        target = self.root / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                raise LandingError(f"landing page already exists, refusing to overwrite: {target}")
+            temporary = target.with_name(f".{target.name}.tmp")
+            temporary.write_bytes(payload)
+            os.replace(temporary, target)
+        except OSError as error:
+            raise LandingError(
+                f"cannot write landing page {target}: {error.strerror or error}"
+            ) from error
+        page = LandingPage(
+            landing_file=relative.as_posix(),
+            run_id=self.run_id,
+            source_system=self.source_system,
+            resource_type=resource_type,
+            resource_count=len(lines),
+            sha256=hashlib.sha256(payload).hexdigest(),
+            size_bytes=len(payload),
+            created_at=now,
+        )
+        self.pages.append(page)
+        return page
+
+    def write_manifest(self) -> Path:
+        """Write this run's manifest (one JSON row per page) and return its path."""
+        target = self.root / self.source_system / "_manifests" / f"{self.run_id}.ndjson"
+        rows = b"".join(
+            orjson.dumps(asdict(page), option=orjson.OPT_UTC_Z) + b"\n" for page in self.pages
+        )
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{target.name}.tmp")
+            temporary.write_bytes(rows)
+            os.replace(temporary, target)
+        except OSError as error:
+            raise LandingError(
+                f"cannot write landing manifest {target}: {error.strerror or error}"
+            ) from error
+        return target
+
+
+def read_manifest(path: Path) -> list[LandingPage]:
+    """The pages listed in one manifest file."""
+    pages = []
+    for line in path.read_bytes().splitlines():
+        row = orjson.loads(line)
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+        pages.append(LandingPage(**row))
+    return pages
+
+
+def read_page(root: Path, page: LandingPage) -> Iterator[bytes]:
+    """The lines of a landing page, after checking its bytes against the manifest.
+
+    Raises:
+        LandingIntegrityError: The file's sha256 or line count differs from the manifest.
+    """
+    payload = (root / page.landing_file).read_bytes()
+    if hashlib.sha256(payload).hexdigest() != page.sha256:
+        raise LandingIntegrityError(
+            f"landing page {page.landing_file} does not match its manifest sha256"
+        )
+    lines = gzip.decompress(payload).splitlines()
+    if len(lines) != page.resource_count:
+        raise LandingIntegrityError(
+            f"landing page {page.landing_file} has {len(lines)} lines, manifest says "
+            f"{page.resource_count}"
+        )
+    yield from lines

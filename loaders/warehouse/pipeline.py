@@ -1,0 +1,96 @@
+"""The dlt pipeline that merges landing pages into the raw tables and records each run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+import dlt
+import pyarrow as pa
+from dlt.extract.resource import DltResource
+
+from loaders.settings import LoadSettings
+from loaders.warehouse.operational import LANDING_MANIFEST, LOAD_RUNS, QUARANTINE
+from loaders.warehouse.raw_tables import PRIMARY_KEY, RAW_COLUMN_HINTS, RAW_DATASET
+
+# Arrow batches carry no _dlt_load_id unless asked; the raw contract wants it on every row.
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+# No telemetry from a pipeline that handles clinical data (and no internet to send it to).
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+
+def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
+    """The dlt pipeline of one source system, writing to the DuckDB warehouse file."""
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    return dlt.pipeline(
+        pipeline_name=f"fhir_elt_{settings.source_system.replace('-', '_')}",
+        destination=dlt.destinations.duckdb(str(settings.duckdb_path)),
+        dataset_name=RAW_DATASET,
+        pipelines_dir=str(settings.dlt_pipelines_dir),
+    )
+
+
+def raw_resources(batches: Iterable[tuple[str, pa.Table]]) -> DltResource:
+    """A dlt resource merging ``(table_name, arrow batch)`` pairs into the raw tables.
+
+    Primary key ``(source_system, id)``, delete-insert merge, and within one load the row with
+    the greatest ``version_sort_key`` wins a key. Batches are expected to be pre-filtered by
+    :class:`loaders.warehouse.version_filter.DuckDBVersionFilter`, so that an older version in
+    the input never replaces a newer one already stored.
+    """
+
+    @dlt.resource(
+        name="fhir_resources",
+        write_disposition="merge",
+        primary_key=PRIMARY_KEY,
+        columns=RAW_COLUMN_HINTS,
+    )
+    def fhir_resources() -> Iterator[object]:
+        for table_name, batch in batches:
+            yield dlt.mark.with_table_name(batch, table_name)
+
+    return fhir_resources()
+
+
+def operational_resources(
+    manifest_rows: list[dict[str, object]],
+    quarantine_rows: list[dict[str, object]],
+    run_row: dict[str, object],
+) -> list[DltResource]:
+    """dlt resources for the run's rows in ``landing_manifest``, ``quarantine``, ``load_runs``."""
+    resources = [
+        dlt.resource(
+            [run_row],
+            name=LOAD_RUNS,
+            write_disposition="merge",
+            primary_key="run_id",
+            columns={
+                "finished_at": {"data_type": "timestamp", "nullable": True},
+                "error": {"data_type": "text", "nullable": True},
+                "counts_by_type": {"data_type": "json"},
+                "merged_by_type": {"data_type": "json"},
+            },
+        )
+    ]
+    if manifest_rows:
+        resources.append(
+            dlt.resource(
+                manifest_rows,
+                name=LANDING_MANIFEST,
+                write_disposition="merge",
+                primary_key="landing_file",
+            )
+        )
+    if quarantine_rows:
+        resources.append(
+            dlt.resource(
+                quarantine_rows,
+                name=QUARANTINE,
+                write_disposition="merge",
+                primary_key=("run_id", "source_file", "line_number", "json_path"),
+                columns={"resource_type": {"data_type": "text", "nullable": True},
+                         "resource_id": {"data_type": "text", "nullable": True},
+                         "landing_file": {"data_type": "text", "nullable": True}},
+            )
+        )
+    return resources
