@@ -25,7 +25,7 @@ from loaders.files import InputFile, discover_input_files, iter_file_items
 from loaders.landing import LandingPage, LandingZone
 from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
 from loaders.landing.zone import validate_source_system
-from loaders.resources import ParsedResource, RejectReason, Rejection
+from loaders.resources import ParsedResource, Rejection, RejectReason
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational import QuarantineRecord, RunRecord, quarantine_row
 from loaders.warehouse.pipeline import make_pipeline, operational_resources, raw_resources
@@ -286,7 +286,9 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
         manifest_path = zone.write_manifest() if zone.pages else None
         quarantined = extraction.quarantined if extraction else []
         _record_run(pipeline, zone.pages, quarantined, run)
-    report = LoadReport(run=run, manifest_path=manifest_path, rejects=_summarise_rejects(quarantined))
+    report = LoadReport(
+        run=run, manifest_path=manifest_path, rejects=_summarise_rejects(quarantined)
+    )
     logger.info(
         "run %s: %d read, %d landed, %d merged, %d unchanged, %d quarantined",
         run.run_id,

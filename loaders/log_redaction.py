@@ -18,8 +18,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bMRN[-:\s]*[A-Za-z0-9-]+", re.IGNORECASE), "[REDACTED MRN]"),
     (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[REDACTED EMAIL]"),
     (re.compile(r"(?<![\w-])\(?\d{3}\)?[ .-]\d{3}-\d{4}\b"), "[REDACTED PHONE]"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
-     "[REDACTED ID]"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+        "[REDACTED ID]",
+    ),
     # Dates without a time of day are how birth dates appear; timestamps are left alone.
     (re.compile(r"\b(?:19|20)\d{2}-[01]\d-[0-3]\d\b(?!T)"), "[REDACTED DATE]"),
 )

@@ -152,7 +152,10 @@ def _accept(document: Any, text: bytes) -> ParsedResource | Rejection:
             last_updated = parse_instant(meta["lastUpdated"])
             if last_updated is None:
                 return Rejection(
-                    RejectReason.INVALID_LAST_UPDATED, "meta.lastUpdated", resource_type, resource_id
+                    RejectReason.INVALID_LAST_UPDATED,
+                    "meta.lastUpdated",
+                    resource_type,
+                    resource_id,
                 )
     canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     return ParsedResource(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loaders.files.references import rewrite_references
-from loaders.resources import RejectReason, Rejection
+from loaders.resources import Rejection, RejectReason
 
 LOADABLE_BUNDLE_TYPES = frozenset({"transaction", "batch", "collection", "searchset", "history"})
 
@@ -92,8 +92,9 @@ def iter_bundle(bundle: dict[str, Any]) -> Iterator[BundleEntry | tuple[int, Rej
                 continue
         resource = entry.get("resource")
         if resource is None:
-            yield index, Rejection(
-                RejectReason.BUNDLE_ENTRY_WITHOUT_RESOURCE, f"{path}.resource", "Bundle"
+            yield (
+                index,
+                Rejection(RejectReason.BUNDLE_ENTRY_WITHOUT_RESOURCE, f"{path}.resource", "Bundle"),
             )
             continue
         if not isinstance(resource, dict):

@@ -15,8 +15,8 @@ from loaders.files.bundles import BundleEntry, iter_bundle
 from loaders.files.discover import InputFile, InputKind
 from loaders.resources import (
     ParsedResource,
-    RejectReason,
     Rejection,
+    RejectReason,
     parse_resource_bytes,
     parse_resource_object,
 )
@@ -47,13 +47,14 @@ def _iter_ndjson(source: InputFile) -> Iterator[FileItem]:
     line_number = 0
     try:
         with _open(source.path, source.gzip) as handle:
-            for line_number, line in enumerate(handle, start=1):  # noqa: B007 - read after loop
+            for line_number, line in enumerate(handle, start=1):
                 stripped = line.strip()
                 if not stripped:
                     continue
                 result = parse_resource_bytes(stripped)
-                if isinstance(result, ParsedResource) and result.resource_type == "Bundle":
-                    # A Bundle on an NDJSON line is split like a Bundle file.
+                if result.resource_type == "Bundle":
+                    # A Bundle on an NDJSON line is split like a Bundle file (Bundles often
+                    # have no id of their own, so a Rejection for a missing id is no obstacle).
                     yield from _iter_bundle_document(orjson.loads(stripped), line_number)
                     continue
                 yield FileItem(line_number=line_number, result=result, raw=stripped)
@@ -72,7 +73,9 @@ def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem
         if isinstance(item, BundleEntry):
             result = parse_resource_object(item.resource)
             if isinstance(result, Rejection):
-                result = replace(result, json_path=f"Bundle.entry[{item.index}].resource.{result.json_path}")
+                result = replace(
+                    result, json_path=f"Bundle.entry[{item.index}].resource.{result.json_path}"
+                )
             raw = result.text if isinstance(result, ParsedResource) else orjson.dumps(item.resource)
             yield FileItem(line_number=line_number, result=result, raw=raw)
         else:
@@ -97,9 +100,7 @@ def _iter_json(source: InputFile) -> Iterator[FileItem]:
         yield from _iter_bundle_document(document, 1)
         return
     if isinstance(document, list):
-        yield FileItem(
-            line_number=1, result=Rejection(RejectReason.NOT_AN_OBJECT, "$"), raw=raw
-        )
+        yield FileItem(line_number=1, result=Rejection(RejectReason.NOT_AN_OBJECT, "$"), raw=raw)
         return
     yield FileItem(line_number=1, result=parse_resource_object(document), raw=raw)
 

@@ -88,9 +88,11 @@ def operational_resources(
                 name=QUARANTINE,
                 write_disposition="merge",
                 primary_key=("run_id", "source_file", "line_number", "json_path"),
-                columns={"resource_type": {"data_type": "text", "nullable": True},
-                         "resource_id": {"data_type": "text", "nullable": True},
-                         "landing_file": {"data_type": "text", "nullable": True}},
+                columns={
+                    "resource_type": {"data_type": "text", "nullable": True},
+                    "resource_id": {"data_type": "text", "nullable": True},
+                    "landing_file": {"data_type": "text", "nullable": True},
+                },
             )
         )
     return resources

@@ -1,0 +1,154 @@
+"""The ``fhir-elt`` command line.
+
+Commands:
+    generate     write synthetic FHIR R4 data (NDJSON or Bundles), optionally with defects
+    load files   land and merge FHIR files into the raw tables
+    summary      print what is in the warehouse and how the last dbt run went
+
+Exit codes: 0 success; 1 an error stopped the command; 2 bad usage; 3 the load finished but
+some resources were quarantined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loaders.exceptions import FhirEltError
+from loaders.log_redaction import configure_logging
+
+logger = logging.getLogger("loaders.cli")
+
+
+def _as_of(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-elt", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write synthetic FHIR R4 data")
+    generate.add_argument("--patients", type=int, required=True, help="number of patients")
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument("--out", type=Path, required=True, help="output directory")
+    generate.add_argument("--format", choices=("ndjson", "bundle"), default="ndjson")
+    generate.add_argument(
+        "--defects",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="fraction of eligible resources given a planted defect (0-1)",
+    )
+    generate.add_argument(
+        "--as-of",
+        type=_as_of,
+        default=None,
+        metavar="TIMESTAMP",
+        help="date the data is current as of (ISO 8601; default: now, UTC)",
+    )
+
+    load = commands.add_parser("load", help="load FHIR data into the warehouse")
+    load_sources = load.add_subparsers(dest="source", required=True)
+    files = load_sources.add_parser("files", help="load NDJSON / NDJSON.gz / Bundle files")
+    files.add_argument("path", type=Path, help="a file or a directory")
+    files.add_argument("--source-system", default=None, help="name of the source (default: files)")
+    files.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    files.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+
+    summary = commands.add_parser("summary", help="summarise the warehouse and the last dbt run")
+    summary.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    summary.add_argument("--target-dir", type=Path, default=Path("target"), help="dbt target/")
+    return parser
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from loaders.synthetic import GenerateOptions, generate
+
+    summary = generate(
+        GenerateOptions(
+            patients=args.patients,
+            seed=args.seed,
+            out=args.out,
+            fmt=args.format,
+            defect_rate=args.defects,
+            as_of=args.as_of,
+        )
+    )
+    print(
+        f"wrote {summary.total_resources:,} resources for {args.patients:,} patients to "
+        f"{args.out} ({args.format}) in {summary.seconds:.1f} s"
+    )
+    for resource_type, count in sorted(summary.counts_by_type.items()):
+        print(f"  {resource_type:<22}{count:>10,}")
+    if summary.defects_manifest is not None:
+        planted = sum(summary.defects_by_kind.values())
+        print(f"planted {planted} defects, listed in {summary.defects_manifest}")
+    return 0
+
+
+def _run_load_files(args: argparse.Namespace) -> int:
+    from loaders.load_files import load_files
+    from loaders.settings import LoadSettings
+
+    settings = LoadSettings.resolve(
+        duckdb_path=args.warehouse, landing_root=args.landing, source_system=args.source_system
+    )
+    report = load_files(args.path, settings)
+    run = report.run
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
+    print(
+        f"run {run.run_id} ({settings.source_system}): {run.files_read} files, "
+        f"{run.resources_read:,} resources read, {run.resources_landed:,} landed, "
+        f"{run.resources_merged:,} new or changed, {run.resources_unchanged:,} unchanged, "
+        f"{run.resources_quarantined:,} quarantined in {seconds:.1f} s"
+    )
+    print(f"warehouse: {settings.duckdb_path}   landing: {settings.landing_root}")
+    for resource_type, count in sorted(run.counts_by_type.items()):
+        merged = run.merged_by_type.get(resource_type, 0)
+        print(f"  {resource_type:<22}{count:>10,} landed{merged:>10,} merged")
+    for reject in report.rejects:
+        print(reject.describe(), file=sys.stderr)
+    if report.rejects:
+        print(
+            "quarantined resources are listed in raw_fhir.quarantine; their original lines are "
+            f"in {settings.landing_root}/{settings.source_system}/_quarantine/",
+            file=sys.stderr,
+        )
+    return report.exit_code
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    from loaders.settings import LoadSettings
+    from loaders.summary import format_summary
+
+    settings = LoadSettings.resolve(duckdb_path=args.warehouse)
+    print(format_summary(settings.duckdb_path, args.target_dir))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = _build_parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    handlers = {"generate": _run_generate, "summary": _run_summary}
+    try:
+        if args.command == "load":
+            return _run_load_files(args)
+        return handlers[args.command](args)
+    except FhirEltError as error:
+        print(f"fhir-elt: error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"fhir-elt: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""``fhir-elt summary``: what the warehouse holds and how the last dbt invocation went.
+
+Reads only counts and test outcomes: no resource content is printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+
+from loaders.warehouse.raw_tables import RAW_DATASET
+
+_MART_SCHEMA = "marts"
+_OPERATIONAL = ("load_runs", "landing_manifest", "quarantine")
+
+
+def _table_counts(connection: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, int]]:
+    tables = connection.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = ? and table_name not like '\\_dlt%' escape '\\' order by 1",
+        [schema],
+    ).fetchall()
+    return [
+        (name, connection.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0])
+        for (name,) in tables
+    ]
+
+
+def _dbt_results(target_dir: Path) -> Counter[str]:
+    # `make demo` keeps the build's results aside: `dbt docs generate` overwrites run_results.
+    results_file = target_dir / "last_build_results.json"
+    if not results_file.exists():
+        results_file = target_dir / "run_results.json"
+    if not results_file.exists():
+        return Counter()
+    results = json.loads(results_file.read_text())["results"]
+    return Counter(f"{result['unique_id'].split('.')[0]} {result['status']}" for result in results)
+
+
+def format_summary(duckdb_path: Path, target_dir: Path) -> str:
+    """Raw rows per resource type, rows per mart, dbt outcomes and where to look next."""
+    lines: list[str] = []
+    out = lines.append
+    if not duckdb_path.exists():
+        return f"no warehouse at {duckdb_path}: run `make demo` or `fhir-elt load files PATH`"
+    with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+        raw = [row for row in _table_counts(connection, RAW_DATASET) if row[0] not in _OPERATIONAL]
+        marts = _table_counts(connection, _MART_SCHEMA)
+        last_run = (
+            connection.execute(
+                f"select run_id, status, resources_read, resources_merged, resources_quarantined "
+                f"from {RAW_DATASET}.load_runs order by started_at desc limit 1"
+            ).fetchone()
+            if ("load_runs",)
+            in connection.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [RAW_DATASET],
+            ).fetchall()
+            else None
+        )
+    out("\n== fhir-elt summary ==")
+    out(f"warehouse: {duckdb_path.resolve()}")
+    if last_run:
+        run_id, status, read, merged, quarantined = last_run
+        out(
+            f"last load: {run_id} {status}: {read:,} read, {merged:,} new or changed, "
+            f"{quarantined:,} quarantined"
+        )
+    out(f"\nraw resources ({RAW_DATASET}):")
+    for name, count in raw:
+        out(f"  {name:<24}{count:>10,}")
+    out(f"\nmarts ({_MART_SCHEMA}):")
+    for name, count in marts or [("(none built yet: run dbt build)", 0)]:
+        out(f"  {name:<40}{count:>10,} rows")
+    outcomes = _dbt_results(target_dir)
+    if outcomes:
+        out("\nlast dbt invocation:")
+        for key, count in sorted(outcomes.items()):
+            out(f"  {key:<24}{count:>6}")
+    docs = target_dir / "index.html"
+    if docs.exists():
+        out(f"\ndocs: {docs.resolve()}  (or: DBT_PROFILES_DIR=profiles .venv/bin/dbt docs serve)")
+    out(
+        "\nnext:\n"
+        "  DBT_PROFILES_DIR=profiles .venv/bin/dbt docs serve       browse the models and tests\n"
+        "  .venv/bin/fhir-elt generate --patients 200 --defects 0.05 --out /tmp/fhir-defects\n"
+        "  .venv/bin/fhir-elt load files /tmp/fhir-defects --source-system defects\n"
+        "  DBT_PROFILES_DIR=profiles .venv/bin/dbt build           see the data tests catch them\n"
+        "  make test                                                  the whole test suite"
+    )
+    return "\n".join(lines)
