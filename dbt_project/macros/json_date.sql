@@ -1,0 +1,20 @@
+{# A FHIR date at a path as a date (null if partial, e.g. "1980" or "1980-04", or invalid). #}
+{% macro json_date(column, path) -%}
+    {{ return(adapter.dispatch('json_date', 'fhir_elt')(column, path)) }}
+{%- endmacro %}
+
+{% macro default__json_date(column, path) -%}
+    cast({{ fhir_elt.json_string(column, path) }} as date)
+{%- endmacro %}
+
+{% macro duckdb__json_date(column, path) -%}
+    try_cast(json_extract_string({{ column }}, '$.{{ path }}') as date)
+{%- endmacro %}
+
+{% macro snowflake__json_date(column, path) -%}
+    {%- if target.name == 'fakesnow' -%}
+        to_date({{ fhir_elt.snowflake_variant_path(column, path) }}::string)
+    {%- else -%}
+        try_to_date({{ fhir_elt.snowflake_variant_path(column, path) }}::string)
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,79 @@
+with
+
+source as (
+
+    select * from {{ source('fhir', 'medication_request') }}
+
+),
+
+latest_versions as (
+
+    select *
+    from source
+    qualify
+        row_number() over (
+            partition by source_system, id
+            order by last_updated desc
+        ) = 1
+
+),
+
+current_medication_requests as (
+
+    select *
+    from latest_versions
+    where not coalesce(is_deleted, false)
+
+),
+
+final as (
+
+    select
+
+        ---------- ids
+        {{ fhir_resource_key('source_system', 'id') }} as medication_request_source_key,
+        id as medication_request_id,
+        source_system,
+
+        ---------- references
+        {{ fhir_reference('resource', 'subject', 'id') }} as patient_id,
+        {{ fhir_reference('resource', 'encounter', 'id') }} as encounter_id,
+        {{ fhir_reference('resource', 'requester', 'id') }} as requester_id,
+        {{ fhir_reference('resource', 'requester', 'type') }} as requester_type,
+
+        ---------- codes
+        {{ json_string('resource', 'status') }} as medication_request_status,
+        {{ json_string('resource', 'intent') }} as medication_request_intent,
+        {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', var('rxnorm_system'), 'code') }}
+            as medication_code,
+        {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', var('rxnorm_system'), 'system') }}
+            as medication_system,
+        {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', var('rxnorm_system'), 'display') }}
+            as medication_display,
+        {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', none, 'text') }} as medication_text,
+
+        ---------- dispense request
+        {{ json_integer('resource', 'dispenseRequest.numberOfRepeatsAllowed') }} as number_of_repeats_allowed,
+        {{ fhir_quantity('resource', 'dispenseRequest.quantity', 'value') }} as dispense_quantity,
+        {{ fhir_quantity('resource', 'dispenseRequest.quantity', 'unit') }} as dispense_quantity_unit,
+        {{ fhir_quantity('resource', 'dispenseRequest.expectedSupplyDuration', 'value') }}
+            as expected_supply_duration,
+        {{ fhir_quantity('resource', 'dispenseRequest.expectedSupplyDuration', 'code') }}
+            as expected_supply_duration_unit_code,
+
+        ---------- timestamps (UTC)
+        {{ json_timestamp('resource', 'authoredOn') }} as authored_at,
+        {{ fhir_period('resource', 'dispenseRequest.validityPeriod', 'start') }} as validity_started_at,
+        {{ fhir_period('resource', 'dispenseRequest.validityPeriod', 'end') }} as validity_ended_at,
+
+        ---------- record metadata
+        version_id,
+        {{ to_utc_timestamp('last_updated') }} as last_updated_at,
+        {{ to_utc_timestamp('fetched_at') }} as fetched_at,
+        landing_file
+
+    from current_medication_requests
+
+)
+
+select * from final

@@ -1,0 +1,85 @@
+with
+
+source as (
+
+    select * from {{ source('fhir', 'observation') }}
+
+),
+
+latest_versions as (
+
+    select *
+    from source
+    qualify
+        row_number() over (
+            partition by source_system, id
+            order by last_updated desc
+        ) = 1
+
+),
+
+current_observations as (
+
+    select *
+    from latest_versions
+    where not coalesce(is_deleted, false)
+
+),
+
+components as (
+
+    select
+        current_observations.source_system,
+        current_observations.id,
+        current_observations.resource,
+        current_observations.version_id,
+        current_observations.last_updated,
+        {{ flattened_index('observation_components') }} as component_index,
+        {{ flattened_value('observation_components') }} as component
+    from current_observations
+    {{ flatten_json_array('current_observations.resource', 'component', 'observation_components') }}
+
+),
+
+final as (
+
+    select
+
+        ---------- ids
+        {{ fhir_resource_key('source_system', 'id') }} || '|' || cast(component_index as varchar)
+            as observation_component_source_key,
+        {{ fhir_resource_key('source_system', 'id') }} as observation_source_key,
+        id as observation_id,
+        component_index,
+        source_system,
+
+        ---------- references
+        {{ fhir_reference('resource', 'subject', 'id') }} as patient_id,
+        {{ fhir_reference('resource', 'encounter', 'id') }} as encounter_id,
+
+        ---------- codes
+        {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'code') }} as component_code,
+        {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'system') }} as component_system,
+        {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'display') }} as component_display,
+
+        ---------- value
+        {{ fhir_quantity('component', 'valueQuantity', 'value') }} as value_quantity,
+        {{ fhir_quantity('component', 'valueQuantity', 'unit') }} as value_unit,
+        {{ fhir_quantity('component', 'valueQuantity', 'code') }} as value_unit_code,
+        {{ fhir_quantity('component', 'valueQuantity', 'system') }} as value_unit_system,
+
+        ---------- timestamps (UTC)
+        coalesce(
+            {{ json_timestamp('resource', 'effectiveDateTime') }},
+            {{ fhir_period('resource', 'effectivePeriod', 'start') }}
+        ) as effective_at,
+
+        ---------- record metadata
+        version_id,
+        {{ to_utc_timestamp('last_updated') }} as last_updated_at
+
+    from components
+
+)
+
+select * from final

@@ -1,0 +1,75 @@
+with
+
+source as (
+
+    select * from {{ source('fhir', 'observation') }}
+
+),
+
+latest_versions as (
+
+    select *
+    from source
+    qualify
+        row_number() over (
+            partition by source_system, id
+            order by last_updated desc
+        ) = 1
+
+),
+
+current_observations as (
+
+    select *
+    from latest_versions
+    where not coalesce(is_deleted, false)
+
+),
+
+final as (
+
+    select
+
+        ---------- ids
+        {{ fhir_resource_key('source_system', 'id') }} as observation_source_key,
+        id as observation_id,
+        source_system,
+
+        ---------- references
+        {{ fhir_reference('resource', 'subject', 'id') }} as patient_id,
+        {{ fhir_reference('resource', 'encounter', 'id') }} as encounter_id,
+
+        ---------- codes
+        {{ json_string('resource', 'status') }} as observation_status,
+        {{ fhir_codeable_concept('resource', 'category[0]', var('observation_category_system'), 'code') }}
+            as observation_category_code,
+        {{ fhir_codeable_concept('resource', 'code', var('loinc_system'), 'code') }} as observation_code,
+        {{ fhir_codeable_concept('resource', 'code', var('loinc_system'), 'system') }} as observation_system,
+        {{ fhir_codeable_concept('resource', 'code', var('loinc_system'), 'display') }} as observation_display,
+        {{ fhir_codeable_concept('resource', 'code', none, 'text') }} as observation_text,
+
+        ---------- value (valueQuantity; other value[x] types as text)
+        {{ fhir_quantity('resource', 'valueQuantity', 'value') }} as value_quantity,
+        {{ fhir_quantity('resource', 'valueQuantity', 'unit') }} as value_unit,
+        {{ fhir_quantity('resource', 'valueQuantity', 'code') }} as value_unit_code,
+        {{ fhir_quantity('resource', 'valueQuantity', 'system') }} as value_unit_system,
+        {{ json_string('resource', 'valueString') }} as value_string,
+
+        ---------- timestamps (UTC)
+        coalesce(
+            {{ json_timestamp('resource', 'effectiveDateTime') }},
+            {{ fhir_period('resource', 'effectivePeriod', 'start') }}
+        ) as effective_at,
+        {{ json_timestamp('resource', 'issued') }} as issued_at,
+
+        ---------- record metadata
+        version_id,
+        {{ to_utc_timestamp('last_updated') }} as last_updated_at,
+        {{ to_utc_timestamp('fetched_at') }} as fetched_at,
+        landing_file
+
+    from current_observations
+
+)
+
+select * from final

@@ -1,0 +1,134 @@
+"""Fast checks of the dbt project that need no warehouse and no loader.
+
+``dbt parse`` runs for the DuckDB and the Snowflake targets (the Snowflake one with dummy
+credentials: parse never connects), then the manifest is checked for the contracts other
+parts of fhir-elt rely on: the six defect-check test names, PHI fencing, documentation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DBT = Path(sys.executable).with_name("dbt")
+
+DEFECT_TESTS = {
+    "future_dated_encounter": "dq_future_dated_encounter",
+    "invalid_gender_code": "dq_invalid_gender_code",
+    "duplicate_mrn": "dq_duplicate_mrn",
+    "wrong_unit_for_loinc": "dq_wrong_unit_for_loinc",
+    "missing_patient_reference": "dq_missing_patient_reference",
+    "end_before_start": "dq_end_before_start",
+}
+
+
+def _parse(target: str, target_path: Path, extra_env: dict[str, str] | None = None) -> dict:
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(REPO / "profiles"),
+        "FHIR_ELT_DUCKDB_PATH": str(target_path / "unused.duckdb"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(extra_env or {}),
+    }
+    result = subprocess.run(
+        [
+            str(DBT),
+            "parse",
+            "--target",
+            target,
+            "--target-path",
+            str(target_path),
+            "--log-path",
+            str(target_path / "logs"),
+            "--no-partial-parse",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads((target_path / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _parse("duckdb", tmp_path_factory.mktemp("dbt_duckdb"))
+
+
+def test_parse_snowflake_target(tmp_path: Path) -> None:
+    dummy = {
+        "SNOWFLAKE_ACCOUNT": "dummy",
+        "SNOWFLAKE_USER": "dummy",
+        "SNOWFLAKE_PASSWORD": "dummy",
+        "SNOWFLAKE_ROLE": "dummy",
+        "SNOWFLAKE_WAREHOUSE": "dummy",
+        "SNOWFLAKE_DATABASE": "dummy",
+    }
+    manifest = _parse("snowflake", tmp_path, dummy)
+    assert any(n["name"] == "encounter_volume_daily" for n in manifest["nodes"].values())
+
+
+def test_defect_tests_exist_once_and_warn(manifest: dict) -> None:
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    for kind, name in DEFECT_TESTS.items():
+        matches = [t for t in tests if t["name"] == name]
+        assert len(matches) == 1, f"{kind}: expected one test named {name}, got {len(matches)}"
+        config = matches[0]["config"]
+        assert config["severity"].lower() == "warn", name
+        assert config["error_if"].startswith(">"), name
+        assert matches[0]["unique_id"].split(".")[2] == name
+
+
+def test_models_and_columns_are_documented(manifest: dict) -> None:
+    models = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["package_name"] == "fhir_elt"
+    ]
+    assert models
+    for model in models:
+        assert model["description"].strip(), f"{model['name']} has no description"
+        assert model["columns"], f"{model['name']} documents no columns"
+        for column in model["columns"].values():
+            assert column["description"].strip(), f"{model['name']}.{column['name']}"
+
+
+def test_phi_only_in_restricted_or_staging(manifest: dict) -> None:
+    for node in manifest["nodes"].values():
+        if node["resource_type"] not in ("model", "snapshot"):
+            continue
+        fenced = "restricted" in node["tags"] or node["fqn"][1] in ("staging", "restricted")
+        phi = [c["name"] for c in node["columns"].values() if c.get("meta", {}).get("contains_phi")]
+        if not fenced:
+            assert not phi, f"{node['name']} exposes PHI columns {phi}"
+
+
+def test_layers_use_their_schemas(manifest: dict) -> None:
+    expected = {
+        "staging": ("view", "staging"),
+        "canonical": ("table", "canonical"),
+        "restricted": ("table", "restricted"),
+        "marts": ("table", "marts"),
+    }
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model":
+            continue
+        materialized, schema = expected[node["fqn"][1]]
+        assert node["config"]["materialized"] == materialized, node["name"]
+        assert node["schema"] == schema, node["name"]
+
+
+def test_mart_contracts_are_enforced(manifest: dict) -> None:
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["fqn"][1] == "marts":
+            assert node["config"]["contract"]["enforced"], node["name"]
+            assert all(c.get("data_type") for c in node["columns"].values()), node["name"]
