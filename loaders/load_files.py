@@ -27,7 +27,12 @@ from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
 from loaders.landing.zone import validate_source_system
 from loaders.resources import ParsedResource, Rejection, RejectReason
 from loaders.settings import LoadSettings
-from loaders.warehouse.operational import QuarantineRecord, RunRecord, quarantine_row
+from loaders.warehouse.operational import (
+    QuarantineRecord,
+    RunRecord,
+    manifest_table,
+    quarantine_table,
+)
 from loaders.warehouse.pipeline import make_pipeline, operational_resources, raw_resources
 from loaders.warehouse.raw_tables import build_raw_batch, empty_raw_batch
 from loaders.warehouse.version_filter import DuckDBVersionFilter
@@ -227,10 +232,6 @@ def _summarise_rejects(records: list[QuarantineRecord]) -> list[ReasonSummary]:
     ]
 
 
-def _manifest_row(page: LandingPage) -> dict[str, object]:
-    return asdict(page)
-
-
 def load_files(path: Path, settings: LoadSettings, *, command: str = "load files") -> LoadReport:
     """Load every FHIR resource under ``path`` into the raw tables of the warehouse.
 
@@ -311,8 +312,8 @@ def _record_run(
     try:
         pipeline.run(  # type: ignore[attr-defined]
             operational_resources(
-                [_manifest_row(page) for page in pages],
-                [quarantine_row(record) for record in quarantined],
+                manifest_table([asdict(page) for page in pages]),
+                quarantine_table(quarantined),
                 run.as_row(),
             )
         )

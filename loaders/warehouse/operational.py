@@ -10,11 +10,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
+
 from loaders.resources import RejectReason
 
 LOAD_RUNS = "load_runs"
 LANDING_MANIFEST = "landing_manifest"
 QUARANTINE = "quarantine"
+
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# Explicit schemas, so both tables exist (empty) from the first run on, whatever happened in it.
+LANDING_MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("landing_file", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("resource_type", pa.string(), nullable=False),
+        pa.field("resource_count", pa.int64(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("size_bytes", pa.int64(), nullable=False),
+        pa.field("created_at", _TIMESTAMP, nullable=False),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("line_number", pa.int64(), nullable=False),
+        pa.field("resource_type", pa.string()),
+        pa.field("resource_id", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("json_path", pa.string(), nullable=False),
+        pa.field("landing_file", pa.string()),
+        pa.field("quarantined_at", _TIMESTAMP, nullable=False),
+    ]
+)
 
 
 @dataclass(slots=True)
@@ -76,8 +109,17 @@ class RunRecord:
         }
 
 
-def quarantine_row(record: QuarantineRecord) -> dict[str, object]:
-    """The row for ``quarantine``."""
+def quarantine_table(records: list[QuarantineRecord]) -> pa.Table:
+    """The rows for ``quarantine`` (possibly none) as an arrow table."""
+    return pa.Table.from_pylist([_quarantine_row(record) for record in records], QUARANTINE_SCHEMA)
+
+
+def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
+    """The rows for ``landing_manifest`` (possibly none) as an arrow table."""
+    return pa.Table.from_pylist(rows, LANDING_MANIFEST_SCHEMA)
+
+
+def _quarantine_row(record: QuarantineRecord) -> dict[str, object]:
     return {
         "run_id": record.run_id,
         "source_system": record.source_system,

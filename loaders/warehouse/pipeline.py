@@ -53,12 +53,14 @@ def raw_resources(batches: Iterable[tuple[str, pa.Table]]) -> DltResource:
 
 
 def operational_resources(
-    manifest_rows: list[dict[str, object]],
-    quarantine_rows: list[dict[str, object]],
-    run_row: dict[str, object],
+    manifest: pa.Table, quarantine: pa.Table, run_row: dict[str, object]
 ) -> list[DltResource]:
-    """dlt resources for the run's rows in ``landing_manifest``, ``quarantine``, ``load_runs``."""
-    resources = [
+    """dlt resources for the run's rows in ``load_runs``, ``landing_manifest``, ``quarantine``.
+
+    The manifest and quarantine tables are sent even when empty, so they exist from the first
+    run on and dbt sources over them never point at nothing.
+    """
+    return [
         dlt.resource(
             [run_row],
             name=LOAD_RUNS,
@@ -70,29 +72,14 @@ def operational_resources(
                 "counts_by_type": {"data_type": "json"},
                 "merged_by_type": {"data_type": "json"},
             },
-        )
+        ),
+        dlt.resource(
+            [manifest], name=LANDING_MANIFEST, write_disposition="merge", primary_key="landing_file"
+        ),
+        dlt.resource(
+            [quarantine],
+            name=QUARANTINE,
+            write_disposition="merge",
+            primary_key=("run_id", "source_file", "line_number", "json_path"),
+        ),
     ]
-    if manifest_rows:
-        resources.append(
-            dlt.resource(
-                manifest_rows,
-                name=LANDING_MANIFEST,
-                write_disposition="merge",
-                primary_key="landing_file",
-            )
-        )
-    if quarantine_rows:
-        resources.append(
-            dlt.resource(
-                quarantine_rows,
-                name=QUARANTINE,
-                write_disposition="merge",
-                primary_key=("run_id", "source_file", "line_number", "json_path"),
-                columns={
-                    "resource_type": {"data_type": "text", "nullable": True},
-                    "resource_id": {"data_type": "text", "nullable": True},
-                    "landing_file": {"data_type": "text", "nullable": True},
-                },
-            )
-        )
-    return resources

@@ -270,3 +270,15 @@ def test_a_landing_failure_stops_the_merge_and_is_recorded(
     statuses = _query(settings, "select status, error from raw_fhir.load_runs order by started_at")
     assert statuses[0] == ("succeeded", None)
     assert statuses[1][0] == "failed" and "cannot write landing page" in statuses[1][1]
+
+
+def test_operational_tables_exist_after_a_clean_first_run(
+    tmp_path: Path, settings: LoadSettings
+) -> None:
+    load_files(write_ndjson(tmp_path / "p.ndjson", [patient("p1")]), settings)
+    assert _query(settings, "select count(*) from raw_fhir.quarantine") == [(0,)]
+    assert _query(
+        settings, "select resource_type, resource_count from raw_fhir.landing_manifest"
+    ) == [
+        ("Patient", 1),
+    ]
