@@ -19,6 +19,7 @@ DEFAULT_DUCKDB_PATH = Path("warehouse/fhir.duckdb")
 DEFAULT_LANDING_ROOT = Path("landing")
 DEFAULT_SOURCE_SYSTEM = "files"
 DEFAULT_PAGE_SIZE = 10_000
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 
 def _setting(name: str, env_var: str, default: str) -> str:
@@ -39,6 +40,8 @@ class LoadSettings:
         source_system: Name of the source the data came from; part of every raw key.
         page_size: Resources per landing page (and per merge batch).
         pipelines_dir: Where dlt keeps pipeline working state.
+        duckdb_memory_limit: DuckDB's memory cap during the merge (``FHIR_ELT_DUCKDB_MEMORY``);
+            past it DuckDB spills to disk, so the load's memory does not grow with its input.
     """
 
     duckdb_path: Path
@@ -46,6 +49,7 @@ class LoadSettings:
     source_system: str = DEFAULT_SOURCE_SYSTEM
     page_size: int = DEFAULT_PAGE_SIZE
     pipelines_dir: Path | None = None
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     def __post_init__(self) -> None:
         if self.page_size < 1:
@@ -75,4 +79,7 @@ class LoadSettings:
             or _setting("source_system", "FHIR_ELT_SOURCE_SYSTEM", DEFAULT_SOURCE_SYSTEM),
             page_size=page_size
             or int(_setting("page_size", "FHIR_ELT_PAGE_SIZE", str(DEFAULT_PAGE_SIZE))),
+            duckdb_memory_limit=_setting(
+                "duckdb_memory_limit", "FHIR_ELT_DUCKDB_MEMORY", DEFAULT_DUCKDB_MEMORY_LIMIT
+            ),
         )

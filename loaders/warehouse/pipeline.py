@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import dlt
 import pyarrow as pa
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from loaders.settings import LoadSettings
@@ -20,11 +21,23 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 
 def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
-    """The dlt pipeline of one source system, writing to the DuckDB warehouse file."""
+    """The dlt pipeline of one source system, writing to the DuckDB warehouse file.
+
+    DuckDB's buffer pool defaults to 80% of RAM and the merge would use it; capping it (and not
+    preserving insertion order, which raw tables do not need) keeps the load's memory flat as
+    input grows: DuckDB spills to a temporary directory beside the warehouse instead.
+    """
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    credentials = DuckDbCredentials(
+        str(settings.duckdb_path),
+        global_config={
+            "memory_limit": settings.duckdb_memory_limit,
+            "preserve_insertion_order": False,
+        },
+    )
     return dlt.pipeline(
         pipeline_name=f"fhir_elt_{settings.source_system.replace('-', '_')}",
-        destination=dlt.destinations.duckdb(str(settings.duckdb_path)),
+        destination=dlt.destinations.duckdb(credentials),
         dataset_name=RAW_DATASET,
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
