@@ -103,17 +103,9 @@ class LandingZone:
             b"".join(line + b"\n" for line in lines), compresslevel=self.compresslevel, mtime=0
         )
         target = self.root / relative
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                raise LandingError(f"landing page already exists, refusing to overwrite: {target}")
-            temporary = target.with_name(f".{target.name}.tmp")
-            temporary.write_bytes(payload)
-            os.replace(temporary, target)
-        except OSError as error:
-            raise LandingError(
-                f"cannot write landing page {target}: {error.strerror or error}"
-            ) from error
+        if target.exists():
+            raise LandingError(f"landing page already exists, refusing to overwrite: {target}")
+        _write_atomically(target, payload, "landing page")
         page = LandingPage(
             landing_file=relative.as_posix(),
             run_id=self.run_id,
@@ -133,16 +125,19 @@ class LandingZone:
         rows = b"".join(
             orjson.dumps(asdict(page), option=orjson.OPT_UTC_Z) + b"\n" for page in self.pages
         )
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.tmp")
-            temporary.write_bytes(rows)
-            os.replace(temporary, target)
-        except OSError as error:
-            raise LandingError(
-                f"cannot write landing manifest {target}: {error.strerror or error}"
-            ) from error
+        _write_atomically(target, rows, "landing manifest")
         return target
+
+
+def _write_atomically(target: Path, payload: bytes, what: str) -> None:
+    """Write ``payload`` to a temporary name beside ``target``, then rename it into place."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(payload)
+        os.replace(temporary, target)
+    except OSError as error:
+        raise LandingError(f"cannot write {what} {target}: {error.strerror or error}") from error
 
 
 def read_manifest(path: Path) -> list[LandingPage]:
