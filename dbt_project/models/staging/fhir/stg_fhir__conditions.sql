@@ -6,23 +6,9 @@ source as (
 
 ),
 
-latest_versions as (
-
-    select *
-    from source
-    qualify
-        row_number() over (
-            partition by source_system, id
-            order by last_updated desc
-        ) = 1
-
-),
-
 current_conditions as (
 
-    select *
-    from latest_versions
-    where not coalesce(is_deleted, false)
+    {{ fhir_current_versions('source') }}
 
 ),
 
