@@ -15,6 +15,7 @@
     {%- if target.name == 'fakesnow' -%}
         to_date({{ fhir_elt.snowflake_variant_path(column, path) }}::string)
     {%- else -%}
-        try_to_date({{ fhir_elt.snowflake_variant_path(column, path) }}::string)
+        {#- an explicit format: without one Snowflake reads an all-digit "1980" as epoch seconds -#}
+        try_to_date({{ fhir_elt.snowflake_variant_path(column, path) }}::string, 'YYYY-MM-DD')
     {%- endif -%}
 {%- endmacro %}
