@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dlt
 import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from loaders.exceptions import FhirEltError, WarehouseError
+from loaders.exceptions import FhirEltError, LandingError, WarehouseError
 from loaders.fhir import CORE_RESOURCE_TYPES, table_name_for
 from loaders.files import InputFile, discover_input_files, iter_file_items
 from loaders.landing import LandingPage, LandingZone
@@ -284,9 +285,12 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
         raise
     finally:
         run.finished_at = datetime.now(UTC)
-        manifest_path = zone.write_manifest() if zone.pages else None
+        manifest_path, manifest_error = _write_manifest(zone, run)
         quarantined = extraction.quarantined if extraction else []
         _record_run(pipeline, zone.pages, quarantined, run)
+    if manifest_error is not None:
+        # Raised only here, once nothing else is propagating: an earlier error takes precedence.
+        raise manifest_error
     report = LoadReport(
         run=run, manifest_path=manifest_path, rejects=_summarise_rejects(quarantined)
     )
@@ -302,15 +306,31 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
     return report
 
 
+def _write_manifest(zone: LandingZone, run: RunRecord) -> tuple[Path | None, LandingError | None]:
+    """Write the run's manifest; a failure marks the run failed instead of masking its outcome.
+
+    Without its manifest a run's pages cannot be replayed by manifest, so a run whose manifest
+    could not be written is recorded as failed even if its rows merged.
+    """
+    if not zone.pages:
+        return None, None
+    try:
+        return zone.write_manifest(), None
+    except LandingError as error:
+        run.status = "failed"
+        run.error = run.error or str(error)
+        return None, error
+
+
 def _record_run(
-    pipeline: object,
+    pipeline: dlt.Pipeline,
     pages: list[LandingPage],
     quarantined: list[QuarantineRecord],
     run: RunRecord,
 ) -> None:
     """Write the run's operational rows; a failure here is logged, never masks the load's."""
     try:
-        pipeline.run(  # type: ignore[attr-defined]
+        pipeline.run(
             operational_resources(
                 manifest_table([asdict(page) for page in pages]),
                 quarantine_table(quarantined),

@@ -282,3 +282,16 @@ def test_operational_tables_exist_after_a_clean_first_run(
     ) == [
         ("Patient", 1),
     ]
+
+
+def test_a_manifest_that_cannot_be_written_fails_the_run_visibly(
+    tmp_path: Path, settings: LoadSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object) -> Path:
+        raise LandingError("cannot write landing manifest (simulated)")
+
+    monkeypatch.setattr("loaders.landing.zone.LandingZone.write_manifest", refuse)
+    with pytest.raises(LandingError, match="simulated"):
+        load_files(write_ndjson(tmp_path / "p.ndjson", [patient("p1")]), settings)
+    (row,) = _query(settings, "select status, error from raw_fhir.load_runs")
+    assert row == ("failed", "cannot write landing manifest (simulated)")
