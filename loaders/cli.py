@@ -21,8 +21,6 @@ from pathlib import Path
 from loaders.exceptions import FhirEltError
 from loaders.log_redaction import configure_logging
 
-logger = logging.getLogger("loaders.cli")
-
 
 def _as_of(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
@@ -137,10 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _build_parser().parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
-    handlers = {"generate": _run_generate, "summary": _run_summary}
+    handlers = {"generate": _run_generate, "load": _run_load_files, "summary": _run_summary}
     try:
-        if args.command == "load":
-            return _run_load_files(args)
         return handlers[args.command](args)
     except FhirEltError as error:
         print(f"fhir-elt: error: {error}", file=sys.stderr)

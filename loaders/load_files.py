@@ -332,9 +332,9 @@ def _record_run(
     try:
         pipeline.run(
             operational_resources(
-                manifest_table([asdict(page) for page in pages]),
+                manifest_table(pages),
                 quarantine_table(quarantined),
-                run.as_row(),
+                asdict(run),
             )
         )
     except Exception as error:

@@ -47,20 +47,15 @@ def format_summary(duckdb_path: Path, target_dir: Path) -> str:
     if not duckdb_path.exists():
         return f"no warehouse at {duckdb_path}: run `make demo` or `fhir-elt load files PATH`"
     with duckdb.connect(str(duckdb_path), read_only=True) as connection:
-        raw = [row for row in _table_counts(connection, RAW_DATASET) if row[0] not in _OPERATIONAL]
+        raw_tables = _table_counts(connection, RAW_DATASET)
         marts = _table_counts(connection, _MART_SCHEMA)
-        last_run = (
-            connection.execute(
+        last_run = None
+        if any(name == "load_runs" for name, _ in raw_tables):
+            last_run = connection.execute(
                 f"select run_id, status, resources_read, resources_merged, resources_quarantined "
                 f"from {RAW_DATASET}.load_runs order by started_at desc limit 1"
             ).fetchone()
-            if ("load_runs",)
-            in connection.execute(
-                "select table_name from information_schema.tables where table_schema = ?",
-                [RAW_DATASET],
-            ).fetchall()
-            else None
-        )
+    raw = [row for row in raw_tables if row[0] not in _OPERATIONAL]
     out("\n== fhir-elt summary ==")
     out(f"warehouse: {duckdb_path.resolve()}")
     if last_run:

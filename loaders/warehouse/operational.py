@@ -7,11 +7,12 @@ it); its payload stays in the landing zone's quarantine pages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
 
+from loaders.landing import LandingPage
 from loaders.resources import RejectReason
 
 LOAD_RUNS = "load_runs"
@@ -52,7 +53,7 @@ QUARANTINE_SCHEMA = pa.schema(
 
 @dataclass(slots=True)
 class QuarantineRecord:
-    """One refused resource (a row of ``quarantine``)."""
+    """One refused resource; its fields are the columns of ``quarantine``, in order."""
 
     run_id: str
     source_system: str
@@ -68,7 +69,7 @@ class QuarantineRecord:
 
 @dataclass(slots=True)
 class RunRecord:
-    """One load run (a row of ``load_runs``)."""
+    """One load run; its fields are the columns of ``load_runs`` (per-type counts as JSON)."""
 
     run_id: str
     source_system: str
@@ -87,48 +88,12 @@ class RunRecord:
     counts_by_type: dict[str, int] = field(default_factory=dict)
     merged_by_type: dict[str, int] = field(default_factory=dict)
 
-    def as_row(self) -> dict[str, object]:
-        """The row for ``load_runs`` (per-type counts as JSON)."""
-        return {
-            "run_id": self.run_id,
-            "source_system": self.source_system,
-            "command": self.command,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "status": self.status,
-            "files_read": self.files_read,
-            "resources_read": self.resources_read,
-            "resources_landed": self.resources_landed,
-            "resources_merged": self.resources_merged,
-            "resources_unchanged": self.resources_unchanged,
-            "resources_quarantined": self.resources_quarantined,
-            "landing_pages": self.landing_pages,
-            "error": self.error,
-            "counts_by_type": self.counts_by_type,
-            "merged_by_type": self.merged_by_type,
-        }
-
 
 def quarantine_table(records: list[QuarantineRecord]) -> pa.Table:
     """The rows for ``quarantine`` (possibly none) as an arrow table."""
-    return pa.Table.from_pylist([_quarantine_row(record) for record in records], QUARANTINE_SCHEMA)
+    return pa.Table.from_pylist([asdict(record) for record in records], QUARANTINE_SCHEMA)
 
 
-def manifest_table(rows: list[dict[str, object]]) -> pa.Table:
+def manifest_table(pages: list[LandingPage]) -> pa.Table:
     """The rows for ``landing_manifest`` (possibly none) as an arrow table."""
-    return pa.Table.from_pylist(rows, LANDING_MANIFEST_SCHEMA)
-
-
-def _quarantine_row(record: QuarantineRecord) -> dict[str, object]:
-    return {
-        "run_id": record.run_id,
-        "source_system": record.source_system,
-        "source_file": record.source_file,
-        "line_number": record.line_number,
-        "resource_type": record.resource_type,
-        "resource_id": record.resource_id,
-        "reason": str(record.reason),
-        "json_path": record.json_path,
-        "landing_file": record.landing_file,
-        "quarantined_at": record.quarantined_at,
-    }
+    return pa.Table.from_pylist([asdict(page) for page in pages], LANDING_MANIFEST_SCHEMA)
