@@ -16,38 +16,17 @@
 {%- endmacro -%}
 
 {% macro default__fhir_reference(column, path, part) -%}
-    {{ exceptions.raise_compiler_error('fhir_reference is not implemented for ' ~ target.type) }}
-{%- endmacro %}
-
-{% macro duckdb__fhir_reference(column, path, part) -%}
     {%- set reference = fhir_elt.json_string(column, path ~ '.reference') -%}
     {%- if part == 'reference' -%}
         {{ reference }}
     {%- elif part == 'id' -%}
         case
             when {{ reference }} like 'urn:uuid:%' then substr({{ reference }}, 10)
-            else nullif(regexp_extract({{ reference }}, '{{ fhir_elt.fhir_reference_pattern() }}', 2), '')
+            else {{ fhir_elt.regexp_group(reference, fhir_elt.fhir_reference_pattern(), 2) }}
         end
     {%- else -%}
         coalesce(
-            nullif(regexp_extract({{ reference }}, '{{ fhir_elt.fhir_reference_pattern() }}', 1), ''),
-            {{ fhir_elt.json_string(column, path ~ '.type') }}
-        )
-    {%- endif -%}
-{%- endmacro %}
-
-{% macro snowflake__fhir_reference(column, path, part) -%}
-    {%- set reference = fhir_elt.json_string(column, path ~ '.reference') -%}
-    {%- if part == 'reference' -%}
-        {{ reference }}
-    {%- elif part == 'id' -%}
-        case
-            when {{ reference }} like 'urn:uuid:%' then substr({{ reference }}, 10)
-            else regexp_substr({{ reference }}, '{{ fhir_elt.fhir_reference_pattern() }}', 1, 1, 'e', 2)
-        end
-    {%- else -%}
-        coalesce(
-            regexp_substr({{ reference }}, '{{ fhir_elt.fhir_reference_pattern() }}', 1, 1, 'e', 1),
+            {{ fhir_elt.regexp_group(reference, fhir_elt.fhir_reference_pattern(), 1) }},
             {{ fhir_elt.json_string(column, path ~ '.type') }}
         )
     {%- endif -%}
