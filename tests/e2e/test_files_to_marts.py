@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from loaders.fhir import table_name_for
 from loaders.load_files import load_files
 from loaders.settings import LoadSettings
 from loaders.synthetic import GenerateOptions, generate
@@ -121,7 +122,7 @@ def test_every_generated_resource_is_in_the_raw_tables(built: dict[str, Any]) ->
     report = built["report"]
     assert report.exit_code == 0, [reject.describe() for reject in report.rejects]
     for resource_type, expected in built["summary"].counts_by_type.items():
-        table = "".join(f"_{c.lower()}" if c.isupper() else c for c in resource_type).lstrip("_")
+        table = table_name_for(resource_type)
         assert _query(built, f"select count(*) from raw_fhir.{table}") == [(expected,)], table
 
 
