@@ -7,7 +7,17 @@ The tree, so callers can catch at the depth they need::
     ├── InputError                  an input path cannot be read as FHIR files at all
     ├── LandingError                the landing zone cannot be written or read
     │   └── LandingIntegrityError   a landing file no longer matches its manifest row
-    └── WarehouseError              the warehouse refused a merge or a query
+    ├── WarehouseError              the warehouse refused a merge or a query
+    └── ExtractError                a FHIR server could not be read (REST or Bulk)
+        ├── AuthenticationError     credentials refused (bad secret/key, second 401)
+        ├── AuthorizationError      a valid token lacks the scope for a resource type (403)
+        ├── RequestRejected         the server refused the request itself (400/404/410/422,
+        │                           or an OperationOutcome error): retrying cannot help
+        ├── RetriesExhausted        transient failures (429, 5xx, timeouts, resets) outlasted
+        │                           the retry budget (attempts or elapsed time)
+        ├── CircuitOpenError        too many consecutive failures for one resource type
+        ├── MalformedResponseError  a 2xx response that is not the JSON the request promised
+        └── IncompleteWindowError   a search window's pages still miss resources after re-paging
 
 Messages name what was wrong and where (file, line, resource type, JSON path). They never
 carry a resource payload or an identifier: a resource that cannot be loaded is quarantined
@@ -39,3 +49,39 @@ class LandingIntegrityError(LandingError):
 
 class WarehouseError(FhirEltError):
     """The warehouse refused a merge or a query."""
+
+
+class ExtractError(FhirEltError):
+    """A FHIR server could not be read.
+
+    Messages name the resource type, the request's path template (never its identifiers or
+    parameter values that could identify a patient), the status and the attempt count.
+    """
+
+
+class AuthenticationError(ExtractError):
+    """The server or token endpoint refused the credentials (a 401 after one token refresh)."""
+
+
+class AuthorizationError(ExtractError):
+    """The token is valid but lacks the scope for what was asked (403)."""
+
+
+class RequestRejected(ExtractError):
+    """The server refused the request (400/404/410/422 or an OperationOutcome error)."""
+
+
+class RetriesExhausted(ExtractError):
+    """Transient failures outlasted the retry budget (attempts or elapsed time)."""
+
+
+class CircuitOpenError(ExtractError):
+    """A resource type failed too many times in a row; its extraction stopped."""
+
+
+class MalformedResponseError(ExtractError):
+    """A successful response was not the JSON (Bundle, token, ...) the request promised."""
+
+
+class IncompleteWindowError(ExtractError):
+    """A search window's pages still miss resources the server counts, after re-paging."""
