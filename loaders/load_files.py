@@ -9,54 +9,34 @@ line, reason and JSON path, and never stop the rest of the input from loading.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dlt
 import pyarrow as pa
-from dlt.pipeline.exceptions import PipelineStepFailed
 
-from loaders.exceptions import FhirEltError, LandingError, WarehouseError
-from loaders.fhir import CORE_RESOURCE_TYPES, table_name_for
 from loaders.files import InputFile, discover_input_files, iter_file_items
-from loaders.landing import LandingPage, LandingZone
-from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
+from loaders.ingest import PageIngest
+from loaders.landing import LandingZone
 from loaders.landing.zone import validate_source_system
-from loaders.resources import ParsedResource, Rejection, RejectReason
-from loaders.settings import LoadSettings
-from loaders.warehouse.operational import (
-    QuarantineRecord,
-    RunRecord,
-    manifest_table,
-    quarantine_table,
+from loaders.resources import ParsedResource, Rejection
+from loaders.runs import (
+    ReasonSummary,
+    merge,
+    new_run_id,
+    record_run,
+    safe_error,
+    summarise_rejects,
+    write_manifest,
 )
-from loaders.warehouse.pipeline import make_pipeline, operational_resources, raw_resources
-from loaders.warehouse.raw_tables import build_raw_batch, empty_raw_batch
+from loaders.settings import LoadSettings
+from loaders.warehouse.operational import RunRecord
+from loaders.warehouse.pipeline import make_pipeline
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ReasonSummary:
-    """How many resources were refused for one reason, and where the first one was."""
-
-    reason: str
-    count: int
-    first_file: str
-    first_line: int
-    first_path: str
-
-    def describe(self) -> str:
-        """One line for an operator; no payload, no identifier."""
-        return (
-            f"{self.count} quarantined: {self.reason} (first at {self.first_file} line "
-            f"{self.first_line}, path {self.first_path})"
-        )
 
 
 @dataclass(slots=True)
@@ -73,61 +53,27 @@ class LoadReport:
         return 3 if self.run.resources_quarantined else 0
 
 
-def new_run_id(now: datetime) -> str:
-    """A sortable, unique run id such as ``20261122T042500Z-3fa2c1``."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def _safe_error(error: BaseException) -> str:
-    """An error description fit for a table or a log: ours verbatim, others by type only.
-
-    Messages of fhir-elt's own exceptions are written never to hold PHI. Messages from the
-    warehouse or dlt can quote row values, so only their type is kept.
-    """
-    if isinstance(error, FhirEltError):
-        return str(error)
-    return f"{type(error).__name__} (details withheld: they may quote row values)"
-
-
-def _own_cause(error: BaseException) -> FhirEltError | None:
-    """The fhir-elt exception that dlt wrapped (it wraps what a resource raises), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, FhirEltError):
-            return current
-        seen.add(id(current))
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-    return None
-
-
-class _Extraction:
-    """The extract half of a load: files -> landing pages -> filtered arrow batches."""
+class _FileExtraction:
+    """The extract half of a file load: files -> landing pages -> filtered arrow batches."""
 
     def __init__(
-        self,
-        files: list[InputFile],
-        zone: LandingZone,
-        version_filter: DuckDBVersionFilter,
-        run: RunRecord,
-        settings: LoadSettings,
-        fetched_at: datetime,
+        self, files: list[InputFile], zone: LandingZone, run: RunRecord, settings: LoadSettings
     ) -> None:
         self.files = files
         self.zone = zone
-        self.version_filter = version_filter
         self.run = run
         self.settings = settings
-        self.fetched_at = fetched_at
-        self.quarantined: list[QuarantineRecord] = []
+        self.ingest: PageIngest | None = None
         self._buffers: dict[str, list[ParsedResource]] = defaultdict(list)
         self._request_ids: dict[str, list[str]] = defaultdict(list)
-        self._quarantine_lines: list[bytes] = []
-        self._quarantine_pending: list[QuarantineRecord] = []
 
-    def batches(self) -> Iterator[tuple[str, pa.Table]]:
+    def batches(self, version_filter: DuckDBVersionFilter) -> Iterator[tuple[str, pa.Table]]:
         """Yield ``(raw table, batch)`` pairs; each batch's page is landed before it is yielded."""
+        ingest = self.ingest = PageIngest(
+            self.zone, version_filter, self.run, self.settings.page_size
+        )
         page_size = self.settings.page_size
+        read_at = self.run.started_at
         for file_index, source in enumerate(self.files):
             self.run.files_read += 1
             request_id = f"{self.run.run_id}/file-{file_index:05d}"
@@ -136,7 +82,7 @@ class _Extraction:
                 self.run.resources_read += 1
                 result = item.result
                 if isinstance(result, Rejection):
-                    self._quarantine(result, source_file, item.line_number, item.raw)
+                    ingest.quarantine(result, source_file, item.line_number, item.raw, read_at)
                     continue
                 buffer = self._buffers[result.resource_type]
                 buffer.append(result)
@@ -145,92 +91,19 @@ class _Extraction:
                     yield from self._flush(result.resource_type)
         for resource_type in list(self._buffers):
             yield from self._flush(resource_type)
-        self._flush_quarantine()
-        for resource_type in CORE_RESOURCE_TYPES:
-            table = table_name_for(resource_type)
-            if resource_type not in self.run.counts_by_type and not self.version_filter.has_table(
-                table
-            ):
-                yield table, empty_raw_batch()
+        ingest.flush_quarantine(read_at)
+        yield from ingest.empty_core_tables()
 
     def _flush(self, resource_type: str) -> Iterator[tuple[str, pa.Table]]:
-        resources = self._buffers.pop(resource_type, [])
-        request_ids = self._request_ids.pop(resource_type, [])
-        if not resources:
-            return
-        page = self.zone.write_page(
-            resource_type, [resource.text for resource in resources], self.fetched_at
+        assert self.ingest is not None
+        landed = self.ingest.land(
+            resource_type,
+            self._buffers.pop(resource_type, []),
+            self._request_ids.pop(resource_type, []),
+            self.run.started_at,
         )
-        table = table_name_for(resource_type)
-        batch = build_raw_batch(
-            resources,
-            source_system=self.zone.source_system,
-            fetched_at=self.fetched_at,
-            request_ids=request_ids,
-            landing_file=page.landing_file,
-        )
-        changed = self.version_filter.keep_newer(table, batch)
-        run = self.run
-        run.landing_pages += 1
-        run.resources_landed += len(resources)
-        run.resources_merged += changed.num_rows
-        run.resources_unchanged += len(resources) - changed.num_rows
-        run.counts_by_type[resource_type] = run.counts_by_type.get(resource_type, 0) + len(
-            resources
-        )
-        run.merged_by_type[resource_type] = (
-            run.merged_by_type.get(resource_type, 0) + changed.num_rows
-        )
-        if changed.num_rows:
-            yield table, changed
-
-    def _quarantine(self, rejection: Rejection, source_file: str, line: int, raw: bytes) -> None:
-        record = QuarantineRecord(
-            run_id=self.run.run_id,
-            source_system=self.zone.source_system,
-            source_file=source_file,
-            line_number=line,
-            resource_type=rejection.resource_type,
-            resource_id=rejection.resource_id,
-            reason=rejection.reason,
-            json_path=rejection.json_path,
-            landing_file=None,
-            quarantined_at=self.fetched_at,
-        )
-        self.run.resources_quarantined += 1
-        if raw:
-            self._quarantine_lines.append(raw.replace(b"\n", b" "))
-            self._quarantine_pending.append(record)
-        else:
-            self.quarantined.append(record)
-        if len(self._quarantine_lines) >= self.settings.page_size:
-            self._flush_quarantine()
-
-    def _flush_quarantine(self) -> None:
-        if not self._quarantine_lines:
-            return
-        page = self.zone.write_page(QUARANTINE_PAGES, self._quarantine_lines, self.fetched_at)
-        for record in self._quarantine_pending:
-            record.landing_file = page.landing_file
-        self.quarantined.extend(self._quarantine_pending)
-        self._quarantine_lines = []
-        self._quarantine_pending = []
-
-
-def _summarise_rejects(records: list[QuarantineRecord]) -> list[ReasonSummary]:
-    by_reason: dict[RejectReason, list[QuarantineRecord]] = defaultdict(list)
-    for record in records:
-        by_reason[record.reason].append(record)
-    return [
-        ReasonSummary(
-            reason=str(reason),
-            count=len(group),
-            first_file=group[0].source_file,
-            first_line=group[0].line_number,
-            first_path=group[0].json_path,
-        )
-        for reason, group in sorted(by_reason.items(), key=lambda pair: (-len(pair[1]), pair[0]))
-    ]
+        if landed is not None:
+            yield landed
 
 
 def load_files(path: Path, settings: LoadSettings, *, command: str = "load files") -> LoadReport:
@@ -261,39 +134,23 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
     )
     zone = LandingZone(settings.landing_root, settings.source_system, run.run_id)
     pipeline = make_pipeline(settings)
-    extraction: _Extraction | None = None
+    extraction = _FileExtraction(files, zone, run, settings)
     logger.info("run %s: loading %d file(s) from %s", run.run_id, len(files), path)
     try:
-        with DuckDBVersionFilter(settings.duckdb_path) as version_filter:
-            extraction = _Extraction(files, zone, version_filter, run, settings, started_at)
-            pipeline.extract(raw_resources(extraction.batches()))
-        pipeline.normalize()
-        pipeline.load()
+        merge(pipeline, settings, extraction.batches)
         run.status = "succeeded_with_rejects" if run.resources_quarantined else "succeeded"
-    except PipelineStepFailed as failure:
-        run.status = "failed"
-        cause = _own_cause(failure)
-        run.error = _safe_error(cause or failure.exception)
-        if cause is not None:
-            raise cause from failure
-        raise WarehouseError(
-            f"the {failure.step} step of run {run.run_id} failed: {run.error}"
-        ) from failure
     except BaseException as error:
         run.status = "failed"
-        run.error = _safe_error(error)
+        run.error = safe_error(error)
         raise
     finally:
         run.finished_at = datetime.now(UTC)
-        manifest_path, manifest_error = _write_manifest(zone, run)
-        quarantined = extraction.quarantined if extraction else []
-        _record_run(pipeline, zone.pages, quarantined, run)
+        manifest_path, manifest_error = write_manifest(zone, run)
+        quarantined = extraction.ingest.quarantined if extraction.ingest else []
+        record_run(pipeline, zone, quarantined, run)
     if manifest_error is not None:
         # Raised only here, once nothing else is propagating: an earlier error takes precedence.
         raise manifest_error
-    report = LoadReport(
-        run=run, manifest_path=manifest_path, rejects=_summarise_rejects(quarantined)
-    )
     logger.info(
         "run %s: %d read, %d landed, %d merged, %d unchanged, %d quarantined",
         run.run_id,
@@ -303,39 +160,4 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
         run.resources_unchanged,
         run.resources_quarantined,
     )
-    return report
-
-
-def _write_manifest(zone: LandingZone, run: RunRecord) -> tuple[Path | None, LandingError | None]:
-    """Write the run's manifest; a failure marks the run failed instead of masking its outcome.
-
-    Without its manifest a run's pages cannot be replayed by manifest, so a run whose manifest
-    could not be written is recorded as failed even if its rows merged.
-    """
-    if not zone.pages:
-        return None, None
-    try:
-        return zone.write_manifest(), None
-    except LandingError as error:
-        run.status = "failed"
-        run.error = run.error or str(error)
-        return None, error
-
-
-def _record_run(
-    pipeline: dlt.Pipeline,
-    pages: list[LandingPage],
-    quarantined: list[QuarantineRecord],
-    run: RunRecord,
-) -> None:
-    """Write the run's operational rows; a failure here is logged, never masks the load's."""
-    try:
-        pipeline.run(
-            operational_resources(
-                manifest_table(pages),
-                quarantine_table(quarantined),
-                asdict(run),
-            )
-        )
-    except Exception as error:
-        logger.error("run %s: could not record the run: %s", run.run_id, _safe_error(error))
+    return LoadReport(run=run, manifest_path=manifest_path, rejects=summarise_rejects(quarantined))

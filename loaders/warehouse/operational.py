@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -18,6 +19,7 @@ from loaders.resources import RejectReason
 LOAD_RUNS = "load_runs"
 LANDING_MANIFEST = "landing_manifest"
 QUARANTINE = "quarantine"
+REQUEST_LOG = "request_log"
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -47,6 +49,28 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("json_path", pa.string(), nullable=False),
         pa.field("landing_file", pa.string()),
         pa.field("quarantined_at", _TIMESTAMP, nullable=False),
+    ]
+)
+
+# One row per HTTP attempt. Paths are templates (``Patient/{id}``) and only parameter names are
+# kept, so the table holds no identifier even for per-patient requests.
+REQUEST_LOG_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("resource_type", pa.string()),
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("path_template", pa.string(), nullable=False),
+        pa.field("query_keys", pa.string(), nullable=False),
+        pa.field("status", pa.int64()),
+        pa.field("latency_ms", pa.float64(), nullable=False),
+        pa.field("attempt", pa.int64(), nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("error_class", pa.string()),
+        pa.field("retry_after_seconds", pa.float64()),
+        pa.field("response_bytes", pa.int64(), nullable=False),
+        pa.field("started_at", _TIMESTAMP, nullable=False),
     ]
 )
 
@@ -97,3 +121,14 @@ def quarantine_table(records: list[QuarantineRecord]) -> pa.Table:
 def manifest_table(pages: list[LandingPage]) -> pa.Table:
     """The rows for ``landing_manifest`` (possibly none) as an arrow table."""
     return pa.Table.from_pylist([asdict(page) for page in pages], LANDING_MANIFEST_SCHEMA)
+
+
+def request_log_table(run_id: str, source_system: str, records: list[Any]) -> pa.Table:
+    """The rows for ``request_log`` from the HTTP client's request records (dataclasses)."""
+    rows = [
+        {"run_id": run_id, "source_system": source_system, **asdict(record)} for record in records
+    ]
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in REQUEST_LOG_SCHEMA.names} for row in rows],
+        REQUEST_LOG_SCHEMA,
+    )

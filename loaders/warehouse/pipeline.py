@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -11,8 +14,10 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
 from loaders.settings import LoadSettings
-from loaders.warehouse.operational import LANDING_MANIFEST, LOAD_RUNS, QUARANTINE
+from loaders.warehouse.operational import LANDING_MANIFEST, LOAD_RUNS, QUARANTINE, REQUEST_LOG
 from loaders.warehouse.raw_tables import PRIMARY_KEY, RAW_COLUMN_HINTS, RAW_DATASET
+
+logger = logging.getLogger(__name__)
 
 # Arrow batches carry no _dlt_load_id unless asked; the raw contract wants it on every row.
 os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
@@ -43,37 +48,91 @@ def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
     )
 
 
-def raw_resources(batches: Iterable[tuple[str, pa.Table]]) -> DltResource:
+# Name of the dlt resource that merges raw rows; its resource state holds cursors/checkpoints.
+RAW_RESOURCE_NAME = "fhir_resources"
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """A value to store in the raw resource's dlt state, committed with the rows before it.
+
+    dlt commits resource state together with the load package, so a cursor or checkpoint
+    yielded after a window's batches is saved exactly when those batches are merged, never
+    earlier.
+
+    Attributes:
+        path: Keys from the resource state's root, e.g. ``("rest", "cursors", "Patient")``.
+        value: The JSON-serialisable value to store there.
+    """
+
+    path: tuple[str, ...]
+    value: Any
+
+
+def apply_state_update(state: dict[str, Any], update: StateUpdate) -> None:
+    """Set ``update.value`` at ``update.path`` in ``state``, creating dicts on the way."""
+    node = state
+    for key in update.path[:-1]:
+        node = node.setdefault(key, {})
+    node[update.path[-1]] = update.value
+
+
+def read_raw_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The raw resource's state as last committed (restored from the warehouse if needed).
+
+    The pipeline's working folder may be gone (an ephemeral runner): dlt then restores its
+    state from the ``_dlt_pipeline_state`` table of the warehouse.
+    """
+    try:
+        pipeline.sync_destination()
+    except Exception as error:  # no warehouse yet, or it is busy: the local state stands
+        logger.debug("state not restored from the warehouse: %s", type(error).__name__)
+    sources = pipeline.state.get("sources", {})
+    source_state = sources.get(pipeline.pipeline_name, {})
+    resource_state = source_state.get("resources", {}).get(RAW_RESOURCE_NAME, {})
+    return dict(resource_state)
+
+
+def raw_resources(batches: Iterable[tuple[str, pa.Table] | StateUpdate]) -> DltResource:
     """A dlt resource merging ``(table_name, arrow batch)`` pairs into the raw tables.
 
     Primary key ``(source_system, id)``, delete-insert merge, and within one load the row with
     the greatest ``version_sort_key`` wins a key. Batches are expected to be pre-filtered by
     :class:`loaders.warehouse.version_filter.DuckDBVersionFilter`, so that an older version in
-    the input never replaces a newer one already stored.
+    the input never replaces a newer one already stored. :class:`StateUpdate` items among the
+    batches are written to the resource's state (committed with the load).
     """
 
     @dlt.resource(
-        name="fhir_resources",
+        name=RAW_RESOURCE_NAME,
         write_disposition="merge",
         primary_key=PRIMARY_KEY,
         columns=RAW_COLUMN_HINTS,
     )
     def fhir_resources() -> Iterator[object]:
-        for table_name, batch in batches:
+        for item in batches:
+            if isinstance(item, StateUpdate):
+                apply_state_update(dlt.current.resource_state(), item)
+                continue
+            table_name, batch = item
             yield dlt.mark.with_table_name(batch, table_name)
 
     return fhir_resources()
 
 
 def operational_resources(
-    manifest: pa.Table, quarantine: pa.Table, run_row: dict[str, object]
+    manifest: pa.Table,
+    quarantine: pa.Table,
+    run_row: dict[str, object],
+    requests: pa.Table | None = None,
 ) -> list[DltResource]:
-    """dlt resources for the run's rows in ``load_runs``, ``landing_manifest``, ``quarantine``.
+    """dlt resources for the run's rows in ``load_runs``, ``landing_manifest``, ``quarantine``
+    and (HTTP sources) ``request_log``.
 
     The manifest and quarantine tables are sent even when empty, so they exist from the first
     run on and dbt sources over them never point at nothing.
     """
-    return [
+    resources = [
         dlt.resource(
             [run_row],
             name=LOAD_RUNS,
@@ -96,3 +155,13 @@ def operational_resources(
             primary_key=("run_id", "source_file", "line_number", "json_path"),
         ),
     ]
+    if requests is not None:
+        resources.append(
+            dlt.resource(
+                [requests],
+                name=REQUEST_LOG,
+                write_disposition="merge",
+                primary_key=("run_id", "request_id", "attempt"),
+            )
+        )
+    return resources

@@ -1,0 +1,147 @@
+"""Land a page of accepted resources, then turn it into the batch the merge needs.
+
+Every loader (files, REST, Bulk) funnels its resources through :class:`PageIngest`, so the
+promise holds in one place: a page is on disk in the landing zone before its rows are offered
+to the merge, unchanged or older rows are filtered out before dlt sees them, and refused
+resources land in quarantine pages with a ``quarantine`` row naming reason and JSON path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import pyarrow as pa
+
+from loaders.fhir import CORE_RESOURCE_TYPES, table_name_for
+from loaders.landing import LandingZone
+from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
+from loaders.resources import ParsedResource, Rejection
+from loaders.warehouse.operational import QuarantineRecord, RunRecord
+from loaders.warehouse.raw_tables import build_raw_batch, empty_raw_batch
+from loaders.warehouse.version_filter import DuckDBVersionFilter
+
+
+class PageIngest:
+    """Lands pages, filters them against the warehouse, and counts what happened in the run.
+
+    Args:
+        zone: The run's landing zone.
+        version_filter: Stored versions to compare incoming rows with.
+        run: The run record whose counters are updated.
+        quarantine_page_size: Refused lines per quarantine landing page.
+    """
+
+    def __init__(
+        self,
+        zone: LandingZone,
+        version_filter: DuckDBVersionFilter,
+        run: RunRecord,
+        quarantine_page_size: int,
+    ) -> None:
+        self.zone = zone
+        self.version_filter = version_filter
+        self.run = run
+        self.quarantine_page_size = quarantine_page_size
+        self.quarantined: list[QuarantineRecord] = []
+        self._quarantine_lines: list[bytes] = []
+        self._quarantine_pending: list[QuarantineRecord] = []
+
+    def land(
+        self,
+        resource_type: str,
+        resources: Sequence[ParsedResource],
+        request_ids: Sequence[str],
+        fetched_at: datetime,
+    ) -> tuple[str, pa.Table] | None:
+        """Land one page of one resource type; return ``(raw table, changed rows)`` or None.
+
+        Args:
+            resource_type: The type every resource of the page has.
+            resources: The accepted resources, in the order they arrived.
+            request_ids: One per resource: the request (or file) it came from.
+            fetched_at: When the page was fetched (or the file read).
+        """
+        if not resources:
+            return None
+        page = self.zone.write_page(
+            resource_type, [resource.text for resource in resources], fetched_at
+        )
+        table = table_name_for(resource_type)
+        batch = build_raw_batch(
+            resources,
+            source_system=self.zone.source_system,
+            fetched_at=fetched_at,
+            request_ids=request_ids,
+            landing_file=page.landing_file,
+        )
+        changed = self.version_filter.keep_newer(table, batch)
+        run = self.run
+        run.landing_pages += 1
+        run.resources_landed += len(resources)
+        run.resources_merged += changed.num_rows
+        run.resources_unchanged += len(resources) - changed.num_rows
+        run.counts_by_type[resource_type] = run.counts_by_type.get(resource_type, 0) + len(
+            resources
+        )
+        run.merged_by_type[resource_type] = (
+            run.merged_by_type.get(resource_type, 0) + changed.num_rows
+        )
+        return (table, changed) if changed.num_rows else None
+
+    def quarantine(
+        self, rejection: Rejection, source: str, line: int, raw: bytes, at: datetime
+    ) -> None:
+        """Refuse one resource: its original bytes go to a quarantine page, its reason to a row.
+
+        Args:
+            rejection: Why, where (JSON path), and the type and id when they could be read.
+            source: The file, or the request's path template, it came from.
+            line: The line (file) or the entry index (page) within ``source``.
+            raw: The original bytes; empty when there are none to keep.
+            at: When it was refused.
+        """
+        record = QuarantineRecord(
+            run_id=self.run.run_id,
+            source_system=self.zone.source_system,
+            source_file=source,
+            line_number=line,
+            resource_type=rejection.resource_type,
+            resource_id=rejection.resource_id,
+            reason=rejection.reason,
+            json_path=rejection.json_path,
+            landing_file=None,
+            quarantined_at=at,
+        )
+        self.run.resources_quarantined += 1
+        if raw:
+            self._quarantine_lines.append(raw.replace(b"\n", b" "))
+            self._quarantine_pending.append(record)
+        else:
+            self.quarantined.append(record)
+        if len(self._quarantine_lines) >= self.quarantine_page_size:
+            self.flush_quarantine(at)
+
+    def flush_quarantine(self, at: datetime) -> None:
+        """Write the pending quarantine lines as one landing page."""
+        if not self._quarantine_lines:
+            return
+        page = self.zone.write_page(QUARANTINE_PAGES, self._quarantine_lines, at)
+        for record in self._quarantine_pending:
+            record.landing_file = page.landing_file
+        self.quarantined.extend(self._quarantine_pending)
+        self._quarantine_lines = []
+        self._quarantine_pending = []
+
+    def empty_core_tables(self) -> Iterator[tuple[str, pa.Table]]:
+        """Empty batches for core tables that neither the warehouse nor this run has yet.
+
+        Sent so every core raw table exists after the first run, and dbt sources over them
+        never point at nothing.
+        """
+        for resource_type in CORE_RESOURCE_TYPES:
+            table = table_name_for(resource_type)
+            if resource_type not in self.run.counts_by_type and not self.version_filter.has_table(
+                table
+            ):
+                yield table, empty_raw_batch()
