@@ -1,12 +1,13 @@
-{# A CodeableConcept reduced to the coding of an expected system: part = code | display | system | text. #}
+{# A CodeableConcept reduced to the coding of an expected system: part = code | display | system | text | codings. #}
 {#
     fhir_codeable_concept('resource', 'code', var('loinc_system'), 'code') reads the code of the
     first coding whose system is the LOINC URI, or null when the concept has no LOINC coding.
-    system=none takes the first coding whatever its system. part='text' reads CodeableConcept.text.
+    system=none takes the first coding whatever its system. part='text' reads CodeableConcept.text;
+    part='codings' keeps every coding (JSON / VARIANT array), so codings of other systems are not lost.
 #}
 {% macro fhir_codeable_concept(column, path, system=none, part='code') -%}
-    {%- if part not in ('code', 'display', 'system', 'text') -%}
-        {{ exceptions.raise_compiler_error("fhir_codeable_concept: part must be code, display, system or text, got " ~ part) }}
+    {%- if part not in ('code', 'display', 'system', 'text', 'codings') -%}
+        {{ exceptions.raise_compiler_error("fhir_codeable_concept: part must be code, display, system, text or codings, got " ~ part) }}
     {%- endif -%}
     {{ return(adapter.dispatch('fhir_codeable_concept', 'fhir_elt')(column, path, system, part)) }}
 {%- endmacro %}
@@ -14,6 +15,8 @@
 {% macro default__fhir_codeable_concept(column, path, system, part) -%}
     {%- if part == 'text' -%}
         {{ fhir_elt.json_string(column, path ~ '.text') }}
+    {%- elif part == 'codings' -%}
+        {{ fhir_elt.json_element(column, path ~ '.coding') }}
     {%- elif system is none -%}
         {{ fhir_elt.json_string(column, path ~ '.coding[0].' ~ part) }}
     {%- else -%}

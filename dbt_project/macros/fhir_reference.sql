@@ -3,6 +3,7 @@
     Accepts relative ("Patient/123"), absolute ("https://ehr/fhir/Patient/123"), versioned
     ("Patient/123/_history/2") and bundle ("urn:uuid:...", id only; type from Reference.type)
     references. Contained ("#x") and unparseable references give null id and type.
+    path='' reads a column that is itself a Reference (an element of a flattened array).
 #}
 {% macro fhir_reference(column, path, part='id') -%}
     {%- if part not in ('id', 'type', 'reference') -%}
@@ -16,7 +17,8 @@
 {%- endmacro -%}
 
 {% macro default__fhir_reference(column, path, part) -%}
-    {%- set reference = fhir_elt.json_string(column, path ~ '.reference') -%}
+    {%- set prefix = (path ~ '.') if path else '' -%}
+    {%- set reference = fhir_elt.json_string(column, prefix ~ 'reference') -%}
     {%- if part == 'reference' -%}
         {{ reference }}
     {%- elif part == 'id' -%}
@@ -27,7 +29,7 @@
     {%- else -%}
         coalesce(
             {{ fhir_elt.regexp_group(reference, fhir_elt.fhir_reference_pattern(), 1) }},
-            {{ fhir_elt.json_string(column, path ~ '.type') }}
+            {{ fhir_elt.json_string(column, prefix ~ 'type') }}
         )
     {%- endif -%}
 {%- endmacro %}

@@ -82,10 +82,27 @@ def test_defect_tests_exist_once_and_warn(manifest: dict) -> None:
     for kind, name in DEFECT_TESTS.items():
         matches = [t for t in tests if t["name"] == name]
         assert len(matches) == 1, f"{kind}: expected one test named {name}, got {len(matches)}"
-        config = matches[0]["config"]
-        assert config["severity"].lower() == "warn", name
-        assert config["error_if"].startswith(">"), name
         assert matches[0]["unique_id"].split(".")[2] == name
+
+
+def test_data_rules_warn_on_any_and_error_above_a_rate(manifest: dict) -> None:
+    """Every dq_ rule warns on any failure and errors above a rate of the rows it checked.
+
+    dbt evaluates error_if only on severity-error tests (a severity-warn test never errors),
+    so the rules keep severity error; the rate comes from the test's checked_rows column.
+    """
+    rules = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "test" and n["name"].startswith("dq_")
+    ]
+    assert len(rules) > len(DEFECT_TESTS)
+    for rule in rules:
+        config = rule["config"]
+        assert config["severity"].lower() == "error", rule["name"]
+        assert config["warn_if"].replace(" ", "") in ("!=0", ">0*coalesce(max(checked_rows),0)")
+        assert config["error_if"].startswith(">"), rule["name"]
+        assert "checked_rows" in config["error_if"], rule["name"]
 
 
 def test_models_and_columns_are_documented(manifest: dict) -> None:
@@ -132,3 +149,29 @@ def test_mart_contracts_are_enforced(manifest: dict) -> None:
         if node["resource_type"] == "model" and node["fqn"][1] == "marts":
             assert node["config"]["contract"]["enforced"], node["name"]
             assert all(c.get("data_type") for c in node["columns"].values()), node["name"]
+
+
+def test_sources_are_read_only_in_staging(manifest: dict) -> None:
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and node["fqn"][1] != "staging":
+            sources = [d for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+            assert not sources, f"{node['name']} reads sources {sources}"
+
+
+def test_every_model_has_a_tested_primary_key(manifest: dict) -> None:
+    """A column with both unique and not_null, or a unique_combination_of_columns test."""
+    tests_by_model: dict[str, dict[str, set[str]]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "test" or not node.get("attached_node"):
+            continue
+        kind = node["test_metadata"]["name"] if node.get("test_metadata") else node["name"]
+        columns = tests_by_model.setdefault(node["attached_node"], {})
+        columns.setdefault(node.get("column_name") or "", set()).add(kind)
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["package_name"] != "fhir_elt":
+            continue
+        columns = tests_by_model.get(node["unique_id"], {})
+        has_key = any({"unique", "not_null"} <= kinds for kinds in columns.values()) or any(
+            "unique_combination_of_columns" in kinds for kinds in columns.values()
+        )
+        assert has_key, f"{node['name']} has no tested primary key"

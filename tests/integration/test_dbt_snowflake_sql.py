@@ -77,7 +77,9 @@ DUCKDB_ONLY_FUNCTIONS = frozenset(
 
 # snowflake__ macros that no compiled model, snapshot or data test calls, with the reason.
 SNOWFLAKE_MACROS_NOT_COMPILED = {
-    # Only unit-test fixtures (dbt_project/tests/fixtures) call it; dbt compile skips unit tests.
+    # Called by unit-test fixtures (dbt_project/tests/fixtures), which dbt compile skips, and by
+    # fhir_optional_source() only when a raw table is missing, which compiling without
+    # introspection never checks (it reads the source as is).
     "snowflake__json_literal",
 }
 

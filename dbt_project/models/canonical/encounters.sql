@@ -43,6 +43,10 @@ final as (
         organization_id,
         location_id,
         practitioner_id,
+        -- directory keys, as in organizations / locations / practitioners
+        {{ fhir_resource_key('source_system', 'organization_id') }} as organization_key,
+        {{ fhir_resource_key('source_system', 'location_id') }} as location_key,
+        {{ fhir_resource_key('source_system', 'practitioner_id') }} as practitioner_key,
 
         ---------- codes
         encounter_status,

@@ -3,6 +3,7 @@
     column) is one of that code's allowed units. One row per offending record. Records with a
     null unit or a code absent from the seed pass.
     arguments: code_column (in the model), units_from (a ref), units_code_column, units_unit_column.
+    checked_rows (every row): records with a unit and a seeded code, for rate thresholds.
 #}
 {% test unit_valid_for_code(
     model,
@@ -41,18 +42,34 @@ checked_codes as (
 
 ),
 
-final as (
+checked_records as (
 
-    select
-        records.tested_code,
-        records.tested_unit
+    select records.*
     from records
     inner join checked_codes
         on records.tested_code = checked_codes.allowed_code
+
+),
+
+checked as (
+
+    select count(*) as checked_rows
+    from checked_records
+
+),
+
+final as (
+
+    select
+        checked_records.tested_code,
+        checked_records.tested_unit,
+        checked.checked_rows
+    from checked_records
+    cross join checked
     left join allowed_units
         on
-            records.tested_code = allowed_units.allowed_code
-            and records.tested_unit = allowed_units.allowed_unit
+            checked_records.tested_code = allowed_units.allowed_code
+            and checked_records.tested_unit = allowed_units.allowed_unit
     where allowed_units.allowed_unit is null
 
 )

@@ -30,6 +30,11 @@ final as (
         {{ fhir_codeable_concept('resource', 'code', var('snomed_system'), 'system') }} as condition_system,
         {{ fhir_codeable_concept('resource', 'code', var('snomed_system'), 'display') }} as condition_display,
         {{ fhir_codeable_concept('resource', 'code', none, 'text') }} as condition_text,
+        {{ fhir_codeable_concept('resource', 'code', var('icd10cm_system'), 'code') }} as icd10_code,
+        {{ fhir_codeable_concept('resource', 'code', var('icd10cm_system'), 'display') }} as icd10_display,
+        {{ fhir_codeable_concept('resource', 'code', none, 'codings') }} as condition_codings,
+        {{ fhir_codeable_concept('resource', 'category[0]', var('condition_category_system'), 'code') }}
+            as condition_category_code,
         {{ fhir_codeable_concept('resource', 'clinicalStatus', var('condition_clinical_system'), 'code') }}
             as clinical_status_code,
         {{ fhir_codeable_concept('resource', 'verificationStatus', var('condition_verification_system'), 'code') }}

@@ -26,6 +26,8 @@ final as (
         {{ fhir_reference('resource', 'encounter', 'id') }} as encounter_id,
         {{ fhir_reference('resource', 'requester', 'id') }} as requester_id,
         {{ fhir_reference('resource', 'requester', 'type') }} as requester_type,
+        {{ fhir_reference('resource', 'medicationReference', 'id') }} as medication_reference_id,
+        {{ fhir_reference('resource', 'reasonReference[0]', 'id') }} as reason_condition_id,
 
         ---------- codes
         {{ json_string('resource', 'status') }} as medication_request_status,
@@ -37,6 +39,7 @@ final as (
         {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', var('rxnorm_system'), 'display') }}
             as medication_display,
         {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', none, 'text') }} as medication_text,
+        {{ fhir_codeable_concept('resource', 'medicationCodeableConcept', none, 'codings') }} as medication_codings,
 
         ---------- dispense request
         {{ json_integer('resource', 'dispenseRequest.numberOfRepeatsAllowed') }} as number_of_repeats_allowed,

@@ -43,7 +43,10 @@ final as (
         {{ fhir_reference('resource', 'subject', 'id') }} as patient_id,
         {{ fhir_reference('resource', 'encounter', 'id') }} as encounter_id,
 
-        ---------- codes
+        ---------- codes (status and category are the parent observation's)
+        {{ json_string('resource', 'status') }} as observation_status,
+        {{ fhir_codeable_concept('resource', 'category[0]', var('observation_category_system'), 'code') }}
+            as observation_category_code,
         {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'code') }} as component_code,
         {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'system') }} as component_system,
         {{ fhir_codeable_concept('component', 'code', var('loinc_system'), 'display') }} as component_display,
@@ -53,12 +56,15 @@ final as (
         {{ fhir_quantity('component', 'valueQuantity', 'unit') }} as value_unit,
         {{ fhir_quantity('component', 'valueQuantity', 'code') }} as value_unit_code,
         {{ fhir_quantity('component', 'valueQuantity', 'system') }} as value_unit_system,
+        {{ fhir_codeable_concept('component', 'valueCodeableConcept', none, 'code') }} as value_concept_code,
+        {{ fhir_codeable_concept('component', 'valueCodeableConcept', none, 'display') }} as value_concept_display,
 
         ---------- timestamps (UTC)
         coalesce(
             {{ json_timestamp('resource', 'effectiveDateTime') }},
             {{ fhir_period('resource', 'effectivePeriod', 'start') }}
         ) as effective_at,
+        {{ json_timestamp('resource', 'issued') }} as issued_at,
 
         ---------- record metadata
         version_id,

@@ -33,13 +33,17 @@ final as (
         {{ fhir_codeable_concept('resource', 'code', var('loinc_system'), 'system') }} as observation_system,
         {{ fhir_codeable_concept('resource', 'code', var('loinc_system'), 'display') }} as observation_display,
         {{ fhir_codeable_concept('resource', 'code', none, 'text') }} as observation_text,
+        {{ fhir_codeable_concept('resource', 'code', none, 'codings') }} as observation_codings,
 
-        ---------- value (valueQuantity; other value[x] types as text)
+        ---------- value (valueQuantity, valueString, valueCodeableConcept)
         {{ fhir_quantity('resource', 'valueQuantity', 'value') }} as value_quantity,
         {{ fhir_quantity('resource', 'valueQuantity', 'unit') }} as value_unit,
         {{ fhir_quantity('resource', 'valueQuantity', 'code') }} as value_unit_code,
         {{ fhir_quantity('resource', 'valueQuantity', 'system') }} as value_unit_system,
         {{ json_string('resource', 'valueString') }} as value_string,
+        {{ fhir_codeable_concept('resource', 'valueCodeableConcept', none, 'code') }} as value_concept_code,
+        {{ fhir_codeable_concept('resource', 'valueCodeableConcept', none, 'system') }} as value_concept_system,
+        {{ fhir_codeable_concept('resource', 'valueCodeableConcept', none, 'display') }} as value_concept_display,
 
         ---------- timestamps (UTC)
         coalesce(

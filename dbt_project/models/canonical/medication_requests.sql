@@ -1,0 +1,52 @@
+with
+
+medication_requests as (
+
+    select * from {{ ref('stg_fhir__medication_requests') }}
+
+),
+
+final as (
+
+    select
+
+        ---------- ids (keyed hashes for clinical resources; practitioner key as in practitioners)
+        {{ keyed_hash('medication_request_source_key') }} as medication_request_key,
+        {{ keyed_hash(fhir_resource_key('source_system', 'patient_id')) }} as patient_key,
+        {{ keyed_hash(fhir_resource_key('source_system', 'encounter_id')) }} as encounter_key,
+        {{ keyed_hash(fhir_resource_key('source_system', 'reason_condition_id')) }} as reason_condition_key,
+        case
+            when requester_type = 'Practitioner' then {{ fhir_resource_key('source_system', 'requester_id') }}
+        end as requester_practitioner_key,
+        source_system,
+
+        ---------- codes
+        medication_request_status,
+        medication_request_intent,
+        medication_code,
+        medication_display,
+
+        ---------- flags
+        coalesce(medication_request_status = 'active', false) as is_active,
+
+        ---------- dispense request
+        number_of_repeats_allowed,
+        dispense_quantity,
+        dispense_quantity_unit,
+        {{ duration_in_days('expected_supply_duration', 'expected_supply_duration_unit_code') }}
+            as expected_supply_days,
+
+        ---------- timestamps (UTC)
+        authored_at,
+        cast(authored_at as date) as authored_date,
+        validity_started_at,
+        validity_ended_at,
+
+        ---------- record metadata
+        last_updated_at
+
+    from medication_requests
+
+)
+
+select * from final

@@ -1,0 +1,418 @@
+"""Each dbt data rule fires on planted defects, with the exact count, and stays quiet on clean data.
+
+Two small synthetic datasets are generated, loaded and built once for the whole module, the two
+`dbt build` runs side by side:
+
+* clean: ``defect_rate=0``. Every data test must pass (no warning).
+* defective: ``defect_rate=0.05`` (the generator's six defect kinds, listed in
+  ``_defects.json``), plus one or a few defects per other rule written straight into the raw
+  tables here (``PLANTED``), because the generator only plants those six kinds. Each rule must
+  warn with exactly the number of offending rows planted for it. The error thresholds are rates
+  of the rows a rule checked; one defect among 40 patients' procedures already exceeds the
+  strict defaults (1% for some families), so this build raises every family's rate to 50%.
+
+A third, quick `dbt test` run on the defective warehouse with every error rate set to 0 shows the
+thresholds are live: the same rules then fail. The defective warehouse also gets a raw Coverage
+table (the loader creates it only when a feed sends Coverage), which staging must then read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from loaders.load_files import load_files
+from loaders.settings import LoadSettings
+from loaders.synthetic import GenerateOptions, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+DBT = Path(sys.executable).with_name("dbt")
+PATIENTS = 40
+SEED = 11
+
+# The generator's defect kinds and the test that must count each exactly.
+GENERATOR_DEFECT_TESTS = {
+    kind: f"dq_{kind}"
+    for kind in (
+        "future_dated_encounter",
+        "invalid_gender_code",
+        "duplicate_mrn",
+        "wrong_unit_for_loinc",
+        "missing_patient_reference",
+        "end_before_start",
+    )
+}
+
+# Rules the generator never trips, and how many offending rows this module plants for each.
+PLANTED = {
+    "dq_observations_invalid_status": 2,  # value_in_seed (observation-status)
+    "dq_encounters_invalid_status": 1,  # value_in_seed (encounter-status)
+    "dq_conditions_invalid_clinical_status": 1,  # value_in_seed (condition-clinical)
+    "dq_conditions_invalid_verification_status": 1,  # value_in_seed (condition-ver-status)
+    "dq_medication_requests_invalid_intent": 1,  # value_in_seed (medicationrequest-intent)
+    "dq_immunizations_invalid_status": 1,  # value_in_seed (immunization-status)
+    "dq_future_dated_observation": 2,  # not_in_future
+    "dq_future_dated_immunization": 1,  # not_in_future
+    "dq_conditions_abated_before_onset": 2,  # not_before
+    "dq_procedures_end_before_start": 1,  # not_before
+    "dq_medication_requests_validity_ends_before_start": 1,  # not_before
+    "dq_conditions_unresolved_encounter": 2,  # reference_resolves
+    "dq_medication_dispenses_unresolved_prescription": 1,  # reference_resolves
+    "dq_encounters_unresolved_location": 1,  # reference_resolves
+    "dq_duplicate_ssn": 1,  # identifier_unique_across_patients (one shared value)
+    "dq_observations_mixed_units_per_loinc": 1,  # one_unit_per_code (one code, two units)
+    "dq_implausible_vital_sign": 2,  # plausible_value_for_code
+    "dq_observations_loinc_code_null_rate": 3,  # null_rate_below
+}
+
+# Every rule family's error-rate var (defaults in dbt_project.yml).
+RATE_VARS = (
+    "dq_code_set_error_rate",
+    "dq_future_event_error_rate",
+    "dq_period_error_rate",
+    "dq_reference_error_rate",
+    "dq_duplicate_identifier_error_rate",
+    "dq_mixed_units_error_rate",
+    "dq_implausible_value_error_rate",
+    "dq_code_null_error_rate",
+    "dq_key_null_error_rate",
+)
+# The defective build: a few planted rows are a large share of a tiny dataset, so only warn.
+LENIENT_RATES = dict.fromkeys(RATE_VARS, 0.5)
+# At 0, every planted rule must fail instead of warn.
+ZERO_RATES = dict.fromkeys(RATE_VARS, 0)
+
+UNKNOWN_ENCOUNTER = "Encounter/00000000-0000-4000-8000-000000000001"
+FAR_FUTURE = "2099-01-01T00:00:00+00:00"
+
+
+def _dbt_command(args: list[str], warehouse: Path, target: Path) -> tuple[list[str], dict]:
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(ROOT / "profiles"),
+        "FHIR_ELT_DUCKDB_PATH": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    command = [
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(ROOT),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+    ]
+    return command, env
+
+
+def _start_dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.Popen[str]:
+    command, env = _dbt_command(args, warehouse, target)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _finish(process: subprocess.Popen[str], target: Path) -> dict[str, Any]:
+    output, _ = process.communicate(timeout=900)
+    manifest = json.loads((target / "manifest.json").read_text())
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    tests = {
+        manifest["nodes"][r["unique_id"]]["name"]: r
+        for r in results
+        if r["unique_id"].startswith("test.")
+    }
+    return {"returncode": process.returncode, "output": output, "results": results, "tests": tests}
+
+
+def _load(base: Path, defect_rate: float) -> tuple[LoadSettings, dict[str, Any] | None]:
+    data = base / "data"
+    generate(
+        GenerateOptions(
+            patients=PATIENTS, seed=SEED, out=data, fmt="ndjson", defect_rate=defect_rate
+        )
+    )
+    settings = LoadSettings(
+        duckdb_path=base / "warehouse" / "fhir.duckdb",
+        landing_root=base / "landing",
+        source_system="rules",
+    )
+    report = load_files(data, settings)
+    assert report.exit_code == 0
+    manifest = data / "_defects.json"
+    return settings, json.loads(manifest.read_text()) if manifest.exists() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Planting defects in the raw tables
+# --------------------------------------------------------------------------------------------
+
+
+class RawResources:
+    """Reads and rewrites resources of the raw tables (the JSON column) of one warehouse."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, damaged: set[str]) -> None:
+        self.connection = connection
+        self.damaged = set(damaged)  # ids already carrying a defect: never reused
+
+    def pick(self, table: str, count: int, where: str = "true") -> list[tuple[str, dict]]:
+        """``count`` undamaged resources of ``table`` matching ``where``, in id order."""
+        rows = self.connection.execute(
+            f"select id, cast(resource as varchar) from raw_fhir.{table} where {where} order by id"
+        ).fetchall()
+        picked = [(rid, json.loads(text)) for rid, text in rows if rid not in self.damaged]
+        assert len(picked) >= count, f"not enough {table} rows where {where}"
+        self.damaged.update(rid for rid, _ in picked[:count])
+        return picked[:count]
+
+    def save(self, table: str, rid: str, resource: dict) -> None:
+        self.connection.execute(
+            f"update raw_fhir.{table} set resource = cast(? as json) where id = ?",
+            [json.dumps(resource), rid],
+        )
+
+    def plant(self, table: str, count: int, change: Any, where: str = "true") -> None:
+        for rid, resource in self.pick(table, count, where):
+            change(resource)
+            self.save(table, rid, resource)
+
+
+def _coding(system: str, code: str) -> dict:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def _plant_rule_defects(warehouse: Path, generator_manifest: dict[str, Any]) -> None:
+    with duckdb.connect(str(warehouse)) as connection:
+        raw = RawResources(connection, {d["id"] for d in generator_manifest["defects"]})
+        heart_rates = (
+            "json_extract_string(resource, '$.code.coding[0].code') = '8867-4' "
+            "and json_extract_string(resource, '$.valueQuantity.code') = '/min'"
+        )
+
+        def set_keys(**values: Any):
+            return lambda resource: resource.update(values)
+
+        # observations
+        raw.plant("observation", 2, set_keys(status="done"), heart_rates)
+        raw.plant("observation", 2, set_keys(effectiveDateTime=FAR_FUTURE), heart_rates)
+        raw.plant(
+            "observation",
+            2,
+            lambda r: r["valueQuantity"].update(value=900),
+            heart_rates,
+        )
+        for unit, (rid, resource) in zip(
+            ("mg/dL", "mmol/L"), raw.pick("observation", 2, heart_rates), strict=True
+        ):
+            resource["code"] = _coding("http://loinc.org", "2093-3")  # cholesterol, no unit rule
+            resource["valueQuantity"].update(unit=unit, code=unit)
+            raw.save("observation", rid, resource)
+        raw.plant(
+            "observation",
+            3,
+            set_keys(code=_coding("http://acme.example.org/local-codes", "HR")),
+            heart_rates,
+        )
+
+        # encounters
+        raw.plant("encounter", 1, set_keys(status="done"))
+        raw.plant(
+            "encounter",
+            1,
+            set_keys(location=[{"location": {"reference": "Location/no-such-location"}}]),
+        )
+
+        # conditions
+        clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+        verification = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+        raw.plant("condition", 1, set_keys(clinicalStatus=_coding(clinical, "bogus")))
+        raw.plant("condition", 1, set_keys(verificationStatus=_coding(verification, "maybe")))
+        raw.plant(
+            "condition",
+            2,
+            set_keys(abatementDateTime="1900-01-01T00:00:00+00:00"),
+            "json_extract_string(resource, '$.abatementDateTime') is not null",
+        )
+        raw.plant("condition", 2, set_keys(encounter={"reference": UNKNOWN_ENCOUNTER}))
+
+        # medication requests, dispenses, procedures, immunizations
+        raw.plant("medication_request", 1, set_keys(intent="wish"))
+        raw.plant(
+            "medication_request",
+            1,
+            lambda r: r["dispenseRequest"]["validityPeriod"].update(
+                end="2000-01-01T00:00:00+00:00"
+            ),
+            "json_extract_string(resource, '$.dispenseRequest.validityPeriod.start') > '2001'",
+        )
+        raw.plant(
+            "medication_dispense",
+            1,
+            set_keys(authorizingPrescription=[{"reference": "MedicationRequest/no-such-order"}]),
+        )
+        raw.plant(
+            "procedure",
+            1,
+            lambda r: r["performedPeriod"].update(end="2000-01-01T00:00:00+00:00"),
+            "json_extract_string(resource, '$.performedPeriod.start') > '2001'",
+        )
+        raw.plant("immunization", 1, set_keys(status="given"))
+        raw.plant("immunization", 1, set_keys(occurrenceDateTime=FAR_FUTURE))
+
+        # patients: a second patient with the first one's SSN
+        (_, donor), (rid, receiver) = raw.pick("patient", 2)
+        ssn_system = "http://hl7.org/fhir/sid/us-ssn"
+        donor_ssn = next(i["value"] for i in donor["identifier"] if i["system"] == ssn_system)
+        for identifier in receiver["identifier"]:
+            if identifier["system"] == ssn_system:
+                identifier["value"] = donor_ssn
+        raw.save("patient", rid, receiver)
+
+        # an optional raw table (not created by the loader) appears with one Coverage
+        connection.execute(
+            "create table raw_fhir.coverage as select * from raw_fhir.patient limit 1"
+        )
+        connection.execute(
+            "update raw_fhir.coverage set id = 'cov-1', resource_type = 'Coverage', "
+            "resource = cast(? as json)",
+            [
+                json.dumps(
+                    {
+                        "resourceType": "Coverage",
+                        "id": "cov-1",
+                        "status": "active",
+                        "beneficiary": {"reference": f"Patient/{rid}"},
+                        "payor": [{"reference": "Organization/payer-1"}],
+                    }
+                )
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Build a clean and a defective warehouse (once per module; the two builds in parallel)."""
+    clean_base = tmp_path_factory.mktemp("rules_clean")
+    defective_base = tmp_path_factory.mktemp("rules_defective")
+    clean_settings, _ = _load(clean_base, 0.0)
+    defective_settings, generator_manifest = _load(defective_base, 0.05)
+    assert generator_manifest is not None
+    _plant_rule_defects(defective_settings.duckdb_path, generator_manifest)
+
+    clean_target, defective_target = clean_base / "target", defective_base / "target"
+    clean = _start_dbt(["build"], clean_settings.duckdb_path, clean_target)
+    defective = _start_dbt(
+        ["build", "--vars", json.dumps(LENIENT_RATES)],
+        defective_settings.duckdb_path,
+        defective_target,
+    )
+    built = {
+        "clean": _finish(clean, clean_target),
+        "defective": _finish(defective, defective_target),
+        "generator_manifest": generator_manifest,
+        "defective_warehouse": defective_settings.duckdb_path,
+        "clean_warehouse": clean_settings.duckdb_path,
+    }
+
+    zero_target = defective_base / "target_zero_rates"
+    zero = _start_dbt(
+        [
+            "test",
+            "--select",
+            " ".join(PLANTED),
+            "--vars",
+            json.dumps(ZERO_RATES),
+        ],
+        defective_settings.duckdb_path,
+        zero_target,
+    )
+    built["zero_rates"] = _finish(zero, zero_target)
+    return built
+
+
+def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_clean_data_trips_no_rule(builds: dict[str, Any]) -> None:
+    clean = builds["clean"]
+    assert clean["returncode"] == 0, clean["output"][-4000:]
+    statuses = Counter(r["status"] for r in clean["results"])
+    assert set(statuses) <= {"success", "pass"}, statuses
+    rules = [name for name in clean["tests"] if name.startswith("dq_")]
+    assert set(PLANTED) | set(GENERATOR_DEFECT_TESTS.values()) <= set(rules)
+    assert len(rules) >= 80, len(rules)
+
+
+def test_generator_defects_are_counted_exactly(builds: dict[str, Any]) -> None:
+    defective = builds["defective"]
+    planted = builds["generator_manifest"]["counts"]
+    for kind, name in GENERATOR_DEFECT_TESTS.items():
+        result = defective["tests"][name]
+        assert (result["status"], result["failures"]) == ("warn", planted[kind]), kind
+
+
+@pytest.mark.parametrize(("rule", "expected"), sorted(PLANTED.items()))
+def test_rule_fires_on_its_planted_defects(
+    builds: dict[str, Any], rule: str, expected: int
+) -> None:
+    result = builds["defective"]["tests"][rule]
+    assert (result["status"], result["failures"]) == ("warn", expected), result["message"]
+
+
+def test_defective_build_warns_but_builds_everything(builds: dict[str, Any]) -> None:
+    defective = builds["defective"]
+    assert defective["returncode"] == 0, defective["output"][-4000:]
+    statuses = Counter(r["status"] for r in defective["results"])
+    assert statuses["error"] == 0 and statuses["fail"] == 0 and statuses["skipped"] == 0
+    expected = set(PLANTED) | set(GENERATOR_DEFECT_TESTS.values())
+    warned = {name for name, r in defective["tests"].items() if r["status"] == "warn"}
+    assert warned == expected
+
+
+def test_error_thresholds_are_rates_that_can_fail_the_build(builds: dict[str, Any]) -> None:
+    zero = builds["zero_rates"]
+    assert zero["returncode"] != 0
+    assert {name: r["status"] for name, r in zero["tests"].items()} == dict.fromkeys(
+        PLANTED, "fail"
+    )
+
+
+def test_optional_raw_tables_are_read_once_they_exist(builds: dict[str, Any]) -> None:
+    # clean warehouse: the loader never created raw_fhir.coverage, staging reads no rows
+    coverages = "select count(*) from staging.stg_fhir__coverages"
+    assert _query(builds["clean_warehouse"], coverages) == [(0,)]
+    (row,) = _query(
+        builds["defective_warehouse"],
+        "select coverage_id, coverage_status, payor_id from staging.stg_fhir__coverages",
+    )
+    assert row == ("cov-1", "active", "payer-1")
+
+
+def test_observation_values_are_normalised_to_one_unit(builds: dict[str, Any]) -> None:
+    rows = _query(
+        builds["clean_warehouse"],
+        "select observation_code, unit_status, count(distinct value_unit_code), "
+        "min(value_as_number), max(value_as_number) from canonical.observations "
+        "where observation_code in ('29463-7', '2339-0') group by all order by all",
+    )
+    by_status = {(code, status): rest for code, status, *rest in rows}
+    # weight sent in [lb_av] and glucose in mmol/L are converted; kg and mg/dL kept
+    assert set(by_status) == {
+        ("2339-0", "canonical"),
+        ("2339-0", "converted"),
+        ("29463-7", "canonical"),
+        ("29463-7", "converted"),
+    }
+    assert all(units == 1 for units, _, _ in by_status.values())
+    low, high = by_status[("2339-0", "converted")][1:]
+    assert low >= 60 and high <= 450  # mg/dL, not mmol/L
