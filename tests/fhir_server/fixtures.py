@@ -1,0 +1,78 @@
+"""Pytest fixtures for the FHIR test server.
+
+Register in ``tests/conftest.py`` with ``pytest_plugins = ["tests.fhir_server.fixtures"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from loaders.synthetic import GenerateOptions, generate
+from tests.fhir_server.auth import ServerAuth
+from tests.fhir_server.ndjson import load_ndjson_dir
+from tests.fhir_server.scenario import Scenario
+from tests.fhir_server.server import FhirTestServer
+from tests.fhir_server.store import Resource
+
+SYNTHETIC_AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+SYNTHETIC_PATIENTS = 20
+SYNTHETIC_SEED = 1
+
+ServerFactory = Callable[..., FhirTestServer]
+
+
+@pytest.fixture(scope="session")
+def synthetic_resources(tmp_path_factory: pytest.TempPathFactory) -> list[Resource]:
+    """20 synthetic patients (~920 resources, 12 types), generated once per session.
+
+    Treat as read-only: servers copy it, tests should too.
+    """
+    out = tmp_path_factory.mktemp("fhir_server_synthetic")
+    generate(
+        GenerateOptions(
+            patients=SYNTHETIC_PATIENTS,
+            seed=SYNTHETIC_SEED,
+            out=out,
+            fmt="ndjson",
+            defect_rate=0.0,
+            as_of=SYNTHETIC_AS_OF,
+        )
+    )
+    return load_ndjson_dir(out)
+
+
+@pytest.fixture
+def fhir_server(synthetic_resources: list[Resource]) -> Iterator[FhirTestServer]:
+    """A running server over the synthetic resources, default (fault-free) scenario."""
+    with FhirTestServer(synthetic_resources) as server:
+        yield server
+
+
+@pytest.fixture
+def fhir_server_factory(synthetic_resources: list[Resource]) -> Iterator[ServerFactory]:
+    """Start servers with custom settings; all are stopped at teardown.
+
+    ``fhir_server_factory(scenario=..., auth=..., clock=..., resources=...)`` (resources
+    default to ``synthetic_resources``).
+    """
+    started: list[FhirTestServer] = []
+
+    def start(
+        *,
+        resources: Iterable[Resource] | None = None,
+        scenario: Scenario | None = None,
+        auth: ServerAuth | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> FhirTestServer:
+        server = FhirTestServer(
+            synthetic_resources if resources is None else resources, scenario, auth, clock
+        )
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
