@@ -3,10 +3,13 @@
 Commands:
     generate     write synthetic FHIR R4 data (NDJSON or Bundles), optionally with defects
     load files   land and merge FHIR files into the raw tables
+    load rest    incremental sync from a FHIR server's REST search (per-type cursors)
+    backfill     pull a date range from a FHIR server, window by window, resumable
     summary      print what is in the warehouse and how the last dbt run went
 
-Exit codes: 0 success; 1 an error stopped the command; 2 bad usage; 3 the load finished but
-some resources were quarantined.
+Exit codes: 0 success; 1 an error stopped the command (or, for REST, stopped a resource type);
+2 bad usage; 3 the load finished but some resources were quarantined; 4 paused (Ctrl-C or
+SIGTERM): run the same command again to resume.
 """
 
 from __future__ import annotations
@@ -53,17 +56,54 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     load = commands.add_parser("load", help="load FHIR data into the warehouse")
-    load_sources = load.add_subparsers(dest="source", required=True)
+    load_sources = load.add_subparsers(dest="kind", required=True)
     files = load_sources.add_parser("files", help="load NDJSON / NDJSON.gz / Bundle files")
     files.add_argument("path", type=Path, help="a file or a directory")
     files.add_argument("--source-system", default=None, help="name of the source (default: files)")
     files.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     files.add_argument("--landing", type=Path, default=None, help="landing zone directory")
 
+    rest = load_sources.add_parser("rest", help="incremental sync from a FHIR REST server")
+    _add_rest_arguments(rest)
+    rest.add_argument("--group", default=None, help="only this schedule group's types")
+    rest.add_argument(
+        "--force", action="store_true", help="sync types even if their schedule says not due"
+    )
+
+    backfill = commands.add_parser(
+        "backfill", help="pull a date range from a FHIR REST server (resumable)"
+    )
+    _add_rest_arguments(backfill)
+    backfill.add_argument(
+        "--since", type=_as_of, required=True, metavar="DATE", help="start (ISO 8601, exclusive)"
+    )
+    backfill.add_argument(
+        "--until",
+        type=_as_of,
+        default=None,
+        metavar="DATE",
+        help="end (ISO 8601, inclusive; default: the server's now, fixed for the job)",
+    )
+
     summary = commands.add_parser("summary", help="summarise the warehouse and the last dbt run")
     summary.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     summary.add_argument("--target-dir", type=Path, default=Path("target"), help="dbt target/")
     return parser
+
+
+def _add_rest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source", required=True, help="source name: [sources.fhir_rest.<NAME>] in .dlt config"
+    )
+    parser.add_argument("--types", default=None, help="only these types (comma-separated)")
+    parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    parser.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -89,6 +129,32 @@ def _run_generate(args: argparse.Namespace) -> int:
         planted = sum(summary.defects_by_kind.values())
         print(f"planted {planted} defects, listed in {summary.defects_manifest}")
     return 0
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    return _run_rest(args) if args.kind == "rest" else _run_load_files(args)
+
+
+def _run_rest(args: argparse.Namespace) -> int:
+    from loaders.rest.commands import report_lines, run_rest
+    from loaders.settings import LoadSettings
+
+    settings = LoadSettings.resolve(duckdb_path=args.warehouse, landing_root=args.landing)
+    report = run_rest(
+        args.source,
+        settings,
+        group=getattr(args, "group", None),
+        types=args.types,
+        force=getattr(args, "force", False),
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+        progress=args.progress,
+    )
+    out, err = report_lines(report)
+    print("\n".join(out))
+    if err:
+        print("\n".join(err), file=sys.stderr)
+    return report.exit_code
 
 
 def _run_load_files(args: argparse.Namespace) -> int:
@@ -135,7 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _build_parser().parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
-    handlers = {"generate": _run_generate, "load": _run_load_files, "summary": _run_summary}
+    handlers = {
+        "generate": _run_generate,
+        "load": _run_load,
+        "backfill": _run_rest,
+        "summary": _run_summary,
+    }
     try:
         return handlers[args.command](args)
     except FhirEltError as error:

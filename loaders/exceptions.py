@@ -8,6 +8,7 @@ The tree, so callers can catch at the depth they need::
     ├── LandingError                the landing zone cannot be written or read
     │   └── LandingIntegrityError   a landing file no longer matches its manifest row
     ├── WarehouseError              the warehouse refused a merge or a query
+    ├── SchemaDriftError            resources carry elements their R4 definition lacks
     └── ExtractError                a FHIR server could not be read (REST or Bulk)
         ├── AuthenticationError     credentials refused (bad secret/key, second 401)
         ├── AuthorizationError      a valid token lacks the scope for a resource type (403)
@@ -49,6 +50,14 @@ class LandingIntegrityError(LandingError):
 
 class WarehouseError(FhirEltError):
     """The warehouse refused a merge or a query."""
+
+
+class SchemaDriftError(FhirEltError):
+    """Resources carry elements their FHIR R4 definition does not have (a renamed field?).
+
+    The message names the resource type, the element names and where they were seen (file or
+    search page); never a value.
+    """
 
 
 class ExtractError(FhirEltError):

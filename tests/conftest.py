@@ -8,6 +8,9 @@ import pytest
 
 from loaders.settings import LoadSettings
 
+# The local FHIR test server and its fixtures (synthetic_resources, fhir_server, ...).
+pytest_plugins = ["tests.fhir_server.fixtures"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> LoadSettings:

@@ -26,7 +26,6 @@ from tests.fhir_server import (
     make_rsa_key,
 )
 
-pytest_plugins = ["tests.fhir_server.fixtures"]
 
 Resource = dict[str, Any]
 ServerFactory = Callable[..., FhirTestServer]

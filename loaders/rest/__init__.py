@@ -1,0 +1,1 @@
+"""FHIR REST search extraction: configuration, paging, windows, cursors and backfills."""
