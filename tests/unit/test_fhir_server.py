@@ -26,7 +26,6 @@ from tests.fhir_server import (
     make_rsa_key,
 )
 
-
 Resource = dict[str, Any]
 ServerFactory = Callable[..., FhirTestServer]
 
