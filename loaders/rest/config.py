@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 import dlt
+import orjson
 
 from loaders.exceptions import ConfigError
 from loaders.fhir import CORE_RESOURCE_TYPES, is_known_resource_type
@@ -230,8 +231,19 @@ def _auth(source: str) -> AuthConfig:
     return auth
 
 
+def _table(source: str, key: str) -> Any:
+    """A table from TOML, or from an environment variable holding JSON."""
+    raw = _get(source, key)
+    if isinstance(raw, str):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"{_key(source, key)} is not valid JSON") from None
+    return raw
+
+
 def _groups(source: str) -> tuple[ScheduleGroup, ...]:
-    raw = _get(source, "groups")
+    raw = _table(source, "groups")
     if raw is None:
         return (ScheduleGroup("all", CORE_RESOURCE_TYPES, 0),)
     if not isinstance(raw, dict):
@@ -249,7 +261,7 @@ def _groups(source: str) -> tuple[ScheduleGroup, ...]:
 
 
 def _type_configs(source: str) -> dict[str, TypeConfig]:
-    raw = _get(source, "types") or {}
+    raw = _table(source, "types") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{_key(source, 'types')} must be a table of resource types")
     configs = {}

@@ -421,10 +421,12 @@ def backfill(
         rounds = max((len(windows) for windows in plans.values()), default=0)
         for number in range(rounds):
             if ctx.stop.is_set():
-                for resource_type in plans:
-                    runner.report.outcomes.setdefault(
+                for resource_type, windows in plans.items():
+                    outcome = runner.report.outcomes.setdefault(
                         resource_type, TypeOutcome(resource_type, "paused")
                     )
+                    if number < len(windows) and outcome.status != "failed":
+                        outcome.status = "paused"
                 break
             groups = []
             for resource_type, windows in plans.items():
