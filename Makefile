@@ -15,7 +15,7 @@ DEMO_PATIENTS ?= 1000
 DEMO_SEED ?= 42
 DEMO_DIR ?= demo_data
 
-.PHONY: help setup demo test test-fast lint docs clean
+.PHONY: help setup demo test test-fast lint docs bench-rest clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ lint: $(INSTALLED) ## ruff on Python, sqlfluff on dbt SQL, pip check
 docs: $(INSTALLED) ## build the dbt docs site into target/ (needs a loaded warehouse: make demo)
 	$(DBT) docs generate
 	@echo "docs: open target/index.html, or run: DBT_PROFILES_DIR=profiles $(DBT) docs serve"
+
+bench-rest: $(INSTALLED) ## time a 10,000-resource REST backfill with and without faults; rate vs budget
+	PYTHONPATH=. $(BIN)/python bench/rest_backfill.py
 
 clean: ## remove the warehouse, landing zone, demo data and dbt artefacts (keeps .venv)
 	rm -rf warehouse landing $(DEMO_DIR) target logs
