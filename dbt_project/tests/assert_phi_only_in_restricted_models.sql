@@ -26,6 +26,8 @@
 -- depends_on: {{ ref('locations') }}
 -- depends_on: {{ ref('encounter_volume_daily') }}
 -- depends_on: {{ ref('patients_snapshot') }}
+-- depends_on: {{ ref('encounters_snapshot') }}
+-- depends_on: {{ ref('conditions_snapshot') }}
 {%- set offender_rows = [] -%}
 {%- if execute -%}
     {%- set phi_column_names = [] -%}

@@ -12,7 +12,10 @@ Two small synthetic datasets are generated, loaded and built once for the whole 
   strict defaults (1% for some families), so this build raises every family's rate to 50%.
 
 A third, quick `dbt test` run on the defective warehouse with every error rate set to 0 shows the
-thresholds are live: the same rules then fail. The defective warehouse also gets a raw Coverage
+thresholds are live: the same rules then fail. History and freshness reuse the two warehouses:
+an encounter and a condition changed and loaded again give their snapshots a second version
+(clean), and `dbt source freshness` reads the per-table thresholds of var `raw_freshness_hours`
+(defective, with two directory tables made stale). The defective warehouse also gets a raw Coverage
 table (the loader creates it only when a feed sends Coverage), which staging must then read.
 """
 
@@ -23,6 +26,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +324,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "generator_manifest": generator_manifest,
         "defective_warehouse": defective_settings.duckdb_path,
         "clean_warehouse": clean_settings.duckdb_path,
+        "clean_settings": clean_settings,
     }
 
     zero_target = defective_base / "target_zero_rates"
@@ -416,3 +421,193 @@ def test_observation_values_are_normalised_to_one_unit(builds: dict[str, Any]) -
     assert all(units == 1 for units, _, _ in by_status.values())
     low, high = by_status[("2339-0", "converted")][1:]
     assert low >= 60 and high <= 450  # mg/dL, not mmol/L
+
+
+# --------------------------------------------------------------------------------------------
+# History (snapshots) and source freshness
+# --------------------------------------------------------------------------------------------
+
+
+def _resource(warehouse: Path, table: str, where: str) -> dict:
+    (text,) = _query(
+        warehouse,
+        f"select cast(resource as varchar) from raw_fhir.{table} where {where} order by id limit 1",
+    )[0]
+    return json.loads(text)
+
+
+def _new_version(resource: dict, **changes: Any) -> dict:
+    """The next version of ``resource``: ``changes`` applied, meta.lastUpdated set to now."""
+    meta = resource.setdefault("meta", {})
+    meta["versionId"] = str(int(meta.get("versionId", "1")) + 1)
+    meta["lastUpdated"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+    resource.update(changes)
+    return resource
+
+
+def _versions(warehouse: Path, snapshot: str, key: str, status: str) -> list[tuple[Any, ...]]:
+    """(status, is_current) of every version of the records that have more than one."""
+    return _query(
+        warehouse,
+        f"select {status}, dbt_valid_to is null from snapshots.{snapshot} "
+        f"where {key} in (select {key} from snapshots.{snapshot} group by 1 having count(*) > 1) "
+        "order by dbt_valid_from",
+    )
+
+
+def test_snapshots_record_status_changes(builds: dict[str, Any], tmp_path: Path) -> None:
+    warehouse = builds["clean_warehouse"]
+    clean = builds["clean"]
+    assert {
+        r["unique_id"].split(".")[-1]: r["status"]
+        for r in clean["results"]
+        if r["unique_id"].startswith("snapshot.")
+    } == {
+        "patients_snapshot": "success",
+        "encounters_snapshot": "success",
+        "conditions_snapshot": "success",
+    }
+    # first build: one version per record
+    for snapshot, model in (
+        ("encounters_snapshot", "encounters"),
+        ("conditions_snapshot", "conditions"),
+    ):
+        assert _query(warehouse, f"select count(*) from snapshots.{snapshot}") == _query(
+            warehouse, f"select count(*) from canonical.{model}"
+        )
+
+    clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    encounter = _resource(warehouse, "encounter", "resource->>'status' = 'finished'")
+    condition = _resource(
+        warehouse, "condition", "resource->>'$.clinicalStatus.coding[0].code' = 'active'"
+    )
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "Encounter.ndjson").write_text(
+        json.dumps(_new_version(encounter, status="entered-in-error")) + "\n"
+    )
+    (changed / "Condition.ndjson").write_text(
+        json.dumps(
+            _new_version(
+                condition,
+                clinicalStatus={"coding": [{"system": clinical, "code": "resolved"}]},
+                abatementDateTime=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+        )
+        + "\n"
+    )
+    report = load_files(changed, builds["clean_settings"])
+    assert report.exit_code == 0
+    assert report.run.resources_merged == 2
+
+    # second build of the two models and their snapshots
+    target = tmp_path / "target"
+    second = _finish(
+        _start_dbt(
+            [
+                "build",
+                "--select",
+                "encounters conditions encounters_snapshot conditions_snapshot",
+                "--exclude-resource-type",
+                "test",
+                "unit_test",
+            ],
+            warehouse,
+            target,
+        ),
+        target,
+    )
+    assert second["returncode"] == 0, second["output"][-4000:]
+
+    # exactly the changed record has a second version; the first one is closed
+    assert _versions(warehouse, "encounters_snapshot", "encounter_key", "encounter_status") == [
+        ("finished", False),
+        ("entered-in-error", True),
+    ]
+    assert _versions(warehouse, "conditions_snapshot", "condition_key", "clinical_status_code") == [
+        ("active", False),
+        ("resolved", True),
+    ]
+
+
+def _freshness(warehouse: Path, target: Path, thresholds: dict | None = None) -> dict[str, Any]:
+    args = ["source", "freshness"]
+    if thresholds is not None:
+        args += ["--vars", json.dumps({"raw_freshness_hours": thresholds})]
+    command, env = _dbt_command(args, warehouse, target)
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    sources = json.loads((target / "sources.json").read_text())["results"]
+    return {
+        "returncode": result.returncode,
+        "output": result.stdout + result.stderr,
+        "status": {r["unique_id"].split(".")[-1]: r["status"] for r in sources},
+        "criteria": {
+            r["unique_id"].split(".")[-1]: (
+                r["criteria"]["warn_after"]["count"],
+                r["criteria"]["error_after"]["count"],
+            )
+            for r in sources
+        },
+    }
+
+
+def test_source_freshness_uses_thresholds_per_resource_type(
+    builds: dict[str, Any], tmp_path: Path
+) -> None:
+    warehouse = builds["defective_warehouse"]
+    # the directory tables were last touched 200 hours ago: stale for a clinical feed, not for
+    # a directory (dbt_project.yml gives them 720 / 2160 hours)
+    with duckdb.connect(str(warehouse)) as connection:
+        for table in ("practitioner", "location"):
+            connection.execute(
+                f"update raw_fhir.{table} set last_updated = current_timestamp - interval 200 hours"
+            )
+
+    defaults = _freshness(warehouse, tmp_path / "defaults")
+    assert defaults["returncode"] == 0, defaults["output"][-4000:]
+    expected_tables = {
+        "patient",
+        "encounter",
+        "condition",
+        "observation",
+        "medication_request",
+        "medication_dispense",
+        "procedure",
+        "immunization",
+        "allergy_intolerance",
+        "organization",
+        "location",
+        "practitioner",
+        "load_runs",
+        "landing_manifest",
+    }
+    # every core resource table and run table is checked; optional ones and quarantine are not
+    assert set(defaults["status"]) == expected_tables
+    assert set(defaults["status"].values()) == {"pass"}
+    assert defaults["criteria"]["practitioner"] == (720, 2160)
+    assert defaults["criteria"]["patient"] == (48, 168)
+    assert defaults["criteria"]["encounter"] == (24, 72)
+
+    # one override: practitioner errors, location warns, tables not listed use its default
+    override = _freshness(
+        warehouse,
+        tmp_path / "override",
+        {
+            "default": {"warn": 24, "error": 72},
+            "practitioner": {"warn": 100, "error": 150},
+            "location": {"error": 1000},  # warn taken from default
+        },
+    )
+    assert override["returncode"] != 0
+    assert override["criteria"]["practitioner"] == (100, 150)
+    assert override["criteria"]["location"] == (24, 1000)
+    assert override["criteria"]["patient"] == (24, 72)
+    assert override["status"]["practitioner"] == "error"
+    assert override["status"]["location"] == "warn"
+    assert {
+        table: status
+        for table, status in override["status"].items()
+        if table not in ("practitioner", "location")
+    } == dict.fromkeys(expected_tables - {"practitioner", "location"}, "pass")
