@@ -10,6 +10,7 @@ from tests.fhir_server.auth import (
     make_ec_key,
     make_rsa_key,
 )
+from tests.fhir_server.bulk import BulkJobInfo
 from tests.fhir_server.ndjson import load_ndjson_dir
 from tests.fhir_server.scenario import Scenario
 from tests.fhir_server.server import FhirTestServer
@@ -17,6 +18,7 @@ from tests.fhir_server.stats import RequestRecord, ServerStats
 
 __all__ = [
     "JWT_BEARER",
+    "BulkJobInfo",
     "FhirTestServer",
     "KeyPair",
     "RegisteredClient",

@@ -5,7 +5,7 @@ Register in ``tests/conftest.py`` with ``pytest_plugins = ["tests.fhir_server.fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -55,8 +55,8 @@ def fhir_server(synthetic_resources: list[Resource]) -> Iterator[FhirTestServer]
 def fhir_server_factory(synthetic_resources: list[Resource]) -> Iterator[ServerFactory]:
     """Start servers with custom settings; all are stopped at teardown.
 
-    ``fhir_server_factory(scenario=..., auth=..., clock=..., resources=...)`` (resources
-    default to ``synthetic_resources``).
+    ``fhir_server_factory(scenario=..., auth=..., clock=..., resources=..., groups=...)``
+    (resources default to ``synthetic_resources``).
     """
     started: list[FhirTestServer] = []
 
@@ -66,9 +66,14 @@ def fhir_server_factory(synthetic_resources: list[Resource]) -> Iterator[ServerF
         scenario: Scenario | None = None,
         auth: ServerAuth | None = None,
         clock: Callable[[], datetime] | None = None,
+        groups: Mapping[str, Iterable[str]] | None = None,
     ) -> FhirTestServer:
         server = FhirTestServer(
-            synthetic_resources if resources is None else resources, scenario, auth, clock
+            synthetic_resources if resources is None else resources,
+            scenario,
+            auth,
+            clock,
+            groups=groups,
         )
         started.append(server.start())
         return server

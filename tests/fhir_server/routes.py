@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from tests.fhir_server.auth import TokenError, scopes_allow
+from tests.fhir_server.auth import IssuedToken, TokenError, scopes_allow
+from tests.fhir_server.bulk_urls import BULK_KINDS, bulk_kind
 from tests.fhir_server.documents import (
     capability_statement,
     operation_outcome,
@@ -73,14 +74,21 @@ class Request:
 
     @property
     def kind(self) -> str:
-        """``token``, ``metadata``, ``data`` (anything else under /fhir) or ``other``."""
+        """``token``, ``metadata``, a Bulk Data kind (``bulk_kickoff``, ``bulk_status``,
+        ``bulk_manifest``, ``bulk_file``, ``bulk_delete``), ``data`` (anything else under
+        /fhir) or ``other``."""
         if self.path == TOKEN_PATH:
             return "token"
         if self.path in METADATA_PATHS:
             return "metadata"
         if self.path == FHIR_PREFIX or self.path.startswith(FHIR_PREFIX + "/"):
-            return "data"
+            return bulk_kind(self.method, self.path[len(FHIR_PREFIX) :]) or "data"
         return "other"
+
+    @property
+    def is_data(self) -> bool:
+        """A ``/fhir`` request other than metadata: search, read or Bulk Data."""
+        return self.kind == "data" or self.kind in BULK_KINDS
 
 
 @dataclass
@@ -93,6 +101,8 @@ class Response:
         content_type: ``Content-Type`` header.
         headers: Extra headers.
         fault: Fault label for the request log (``malformed``...).
+        reset: Send the full ``Content-Length`` and half the body, then reset the connection.
+        chunked: Send the body with ``Transfer-Encoding: chunked`` (no ``Content-Length``).
     """
 
     status: int
@@ -100,6 +110,8 @@ class Response:
     content_type: str = FHIR_JSON
     headers: dict[str, str] = field(default_factory=dict)
     fault: str | None = None
+    reset: bool = False
+    chunked: bool = False
 
 
 def json_response(
@@ -133,6 +145,11 @@ class Router:
         kind = request.kind
         if kind == "token":
             return self._token(request)
+        if kind in BULK_KINDS:
+            try:
+                return self.server.bulk_routes.dispatch(request, kind)
+            except Denied as denied:
+                return denied.response
         if request.method not in ("GET", "POST"):
             return outcome_response(405, "not-supported", f"{request.method} not supported")
         if kind == "metadata":
@@ -154,6 +171,11 @@ class Router:
                 return self._page(request, params)
             return outcome_response(400, "not-supported", "system-level search not supported")
         rtype = parts[0]
+        if rtype == "Group" and len(parts) == 2 and request.method == "GET":
+            try:
+                return self.server.bulk_routes.read_group(request, parts[1])
+            except Denied as denied:
+                return denied.response
         if rtype not in KNOWN_TYPES and rtype not in self.server.store.types():
             return outcome_response(404, "not-supported", f"unknown resource type {rtype!r}")
         if len(parts) == 1 and request.method == "GET":
@@ -170,9 +192,23 @@ class Router:
     # -- authorization ---------------------------------------------------------------------
 
     def _authorize(self, request: Request, resource_type: str, permission: str) -> None:
-        """Raise a 401/403 :class:`_Denied` unless the bearer token allows the access."""
+        """Raise a 401/403 :class:`Denied` unless the bearer token allows the access."""
+        issued = self.authenticate(request)
+        if issued is not None and not scopes_allow(issued.scopes, resource_type, permission):
+            raise Denied(
+                outcome_response(
+                    403, "forbidden", f"token scopes do not allow {permission} on {resource_type}"
+                )
+            )
+
+    def authenticate(self, request: Request) -> IssuedToken | None:
+        """The request's valid bearer token (``None`` when auth is not required).
+
+        Raises:
+            Denied: 401 for a missing, unknown or expired token.
+        """
         if not self.server.auth.required:
-            return
+            return None
         token = bearer_token(request.headers)
         reason = None
         issued = None
@@ -189,15 +225,10 @@ class Router:
                 f'Bearer realm="fhir-test-server", error="invalid_token", '
                 f'error_description="{reason}"'
             )
-            raise _Denied(
+            raise Denied(
                 outcome_response(401, "login", str(reason), {"WWW-Authenticate": challenge})
             )
-        if not scopes_allow(issued.scopes, resource_type, permission):
-            raise _Denied(
-                outcome_response(
-                    403, "forbidden", f"token scopes do not allow {permission} on {resource_type}"
-                )
-            )
+        return issued
 
     def allowed_types(self, request: Request) -> set[str] | None:
         """Types the request's token may read (``None``: no auth required)."""
@@ -218,6 +249,7 @@ class Router:
         document = capability_statement(
             types, server.scenario, server.token_url, format_instant(server.now())
         )
+        server.bulk_routes.declare(document)
         return json_response(200, document)
 
     def _token(self, request: Request) -> Response:
@@ -251,7 +283,7 @@ class Router:
     def _read(self, request: Request, rtype: str, rid: str) -> Response:
         try:
             self._authorize(request, rtype, "r")
-        except _Denied as denied:
+        except Denied as denied:
             return denied.response
         entry = self.server.store.get(rtype, rid)
         if entry is None:
@@ -267,7 +299,7 @@ class Router:
     def _search(self, request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
         try:
             self._authorize(request, rtype, "s")
-        except _Denied as denied:
+        except Denied as denied:
             return denied.response
         query = SearchQuery.build(rtype, params)
         self_url = f"{self.server.base_url}/{query.path()}"
@@ -278,7 +310,7 @@ class Router:
     def _everything(self, request: Request, pid: str, params: list[tuple[str, str]]) -> Response:
         try:
             self._authorize(request, "Patient", "r")
-        except _Denied as denied:
+        except Denied as denied:
             return denied.response
         query = SearchQuery.build("Patient", params, patient_id=pid)
         self_url = f"{self.server.base_url}/{query.path()}"
@@ -302,7 +334,7 @@ class Router:
         permission = "r" if query.patient_id is not None else "s"
         try:
             self._authorize(request, query.resource_type, permission)
-        except _Denied as denied:
+        except Denied as denied:
             return denied.response
         url = f"{self.server.base_url}?{request.query}"
         return self._serve_page(request, query, offset=offset, count=count, page=page, url=url)
@@ -442,7 +474,7 @@ class Router:
         return included
 
 
-class _Denied(Exception):
+class Denied(Exception):
     """Carries the 401/403 response of a refused data request."""
 
     def __init__(self, response: Response) -> None:

@@ -15,6 +15,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 SERVER_ERROR_STATUSES: tuple[int, ...] = (500, 502, 503, 504)
+# Scenario fields that count down as the server applies them ("the next n ...").
+BULK_ONE_SHOT_FIELDS: tuple[str, ...] = (
+    "bulk_429_polls",
+    "bulk_truncate_downloads",
+    "bulk_short_downloads",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,25 @@ class Scenario:
         ignore_count: Always use ``default_page_size``.
         page_size_changes: ``{page_number: size}``: from that page on, pages have that size
             whatever ``_count`` says (the latest key <= page applies).
+        bulk_polls_before_ready: Status polls of a bulk job answered 202 before it completes
+            (read at kick-off).
+        bulk_job_seconds: A bulk job also needs this many server-clock seconds after kick-off
+            (read at kick-off).
+        bulk_retry_after_seconds: ``Retry-After`` of in-progress (202) and 429 status polls.
+        bulk_retry_after_http_date: Send that ``Retry-After`` as an HTTP-date.
+        bulk_429_polls: The next n status (and manifest) polls get 429 (one-shot counter).
+        bulk_resources_per_file: Lines per output/deleted file (read when files are built).
+        bulk_manifest_page_size: Outputs per manifest page when the client sent
+            ``allowPartialManifests=true`` (``None``: one manifest; read at kick-off).
+        bulk_truncate_downloads: The next n file downloads send the full ``Content-Length``
+            and half the body, then reset the connection (one-shot counter).
+        bulk_short_downloads: The next n file downloads send half the lines, chunked, and
+            end cleanly (one-shot counter).
+        bulk_error_outcomes: OperationOutcome lines in the job's error file (read at kick-off).
+        bulk_fail_job: The job fails: its status answers 500 with an OperationOutcome (read
+            at kick-off).
+        bulk_requires_access_token: The manifest's ``requiresAccessToken``; when true and
+            auth is required, file downloads need a valid bearer token (read at kick-off).
     """
 
     seed: int = 0
@@ -98,6 +123,18 @@ class Scenario:
     default_page_size: int = 50
     ignore_count: bool = False
     page_size_changes: dict[int, int] | None = None
+    bulk_polls_before_ready: int = 0
+    bulk_job_seconds: float = 0.0
+    bulk_retry_after_seconds: float = 1.0
+    bulk_retry_after_http_date: bool = False
+    bulk_429_polls: int = 0
+    bulk_resources_per_file: int = 1000
+    bulk_manifest_page_size: int | None = None
+    bulk_truncate_downloads: int = 0
+    bulk_short_downloads: int = 0
+    bulk_error_outcomes: int = 0
+    bulk_fail_job: bool = False
+    bulk_requires_access_token: bool = True
 
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
@@ -131,12 +168,26 @@ class Scenario:
             self._forced_slow.extend([self.slow_seconds if seconds is None else seconds] * n)
 
     def clear_faults(self) -> None:
-        """Drop pending one-shot faults and the rate-limit window."""
+        """Drop pending one-shot faults (the ``bulk_*`` counters too) and the rate-limit
+        window."""
         with self._lock:
             self._forced_status.clear()
             self._forced_slow.clear()
             self._forced_resets = 0
             self._window.clear()
+            for name in BULK_ONE_SHOT_FIELDS:
+                setattr(self, name, 0)
+
+    def take(self, name: str) -> bool:
+        """Consume one unit of the one-shot counter field ``name``; ``False`` when it is 0."""
+        if name not in BULK_ONE_SHOT_FIELDS:
+            raise ValueError(f"{name!r} is not a one-shot counter")
+        with self._lock:
+            left = int(getattr(self, name))
+            if left <= 0:
+                return False
+            setattr(self, name, left - 1)
+            return True
 
     # -- decisions (called by the server) --------------------------------------------------
 

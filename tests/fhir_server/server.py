@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +26,8 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from tests.fhir_server.auth import ServerAuth, TokenService
+from tests.fhir_server.bulk import BulkJobInfo
+from tests.fhir_server.bulk_routes import BulkRoutes
 from tests.fhir_server.documents import operation_outcome
 from tests.fhir_server.routes import FHIR_JSON, Request, Response, Router, bearer_token
 from tests.fhir_server.scenario import FaultPlan, Scenario
@@ -35,6 +37,9 @@ from tests.fhir_server.store import Key, Resource, ResourceStore, copy_resource
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+DEFAULT_GROUP = "all"
+# Bodies are written in slices of this size, so a large NDJSON file streams.
+WRITE_CHUNK = 1 << 20
 _GATEWAY_HTML = b"<html><body><h1>%d Gateway Error</h1></body></html>"
 
 
@@ -52,6 +57,8 @@ class FhirTestServer:
         auth: Token endpoint clients and whether data requests need a token.
         clock: Server clock (default: real UTC time); drives ``Date``, token expiry and
             ``lastUpdated`` stamps.
+        groups: Group id -> member Patient ids, for ``Group/{id}/$export`` and Group reads
+            (default: one Group ``all`` holding every current Patient).
     """
 
     def __init__(
@@ -60,14 +67,19 @@ class FhirTestServer:
         scenario: Scenario | None = None,
         auth: ServerAuth | None = None,
         clock: Callable[[], datetime] | None = None,
+        groups: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.store = ResourceStore(resources, clock or _utc_now)
+        self._groups: dict[str, list[str]] | None = None
+        if groups is not None:
+            self._groups = {gid: list(members) for gid, members in groups.items()}
         self.scenario = scenario or Scenario()
         self.auth = auth or ServerAuth()
         self.tokens = TokenService(self.auth, self.now)
         self.stats = ServerStats()
         self.errors: list[str] = []
         self._router = Router(self)
+        self.bulk_routes = BulkRoutes(self, self._router)
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self._stop = threading.Event()
@@ -202,7 +214,27 @@ class FhirTestServer:
         """
         self.store.delete(resource_type, resource_id)
 
+    def group_members(self, group_id: str) -> list[str] | None:
+        """Member Patient ids of a Group, or ``None`` when there is no such Group."""
+        if self._groups is None:
+            if group_id != DEFAULT_GROUP:
+                return None
+            return sorted(e.key[1] for e in self.store.entries("Patient"))
+        members = self._groups.get(group_id)
+        return None if members is None else list(members)
+
+    def set_group(self, group_id: str, patient_ids: Iterable[str]) -> None:
+        """Create or replace a Group (the default Group ``all`` then no longer exists unless
+        it is set too)."""
+        if self._groups is None:
+            self._groups = {}
+        self._groups[group_id] = list(patient_ids)
+
     # -- observability ---------------------------------------------------------------------
+
+    def bulk_jobs(self) -> dict[str, BulkJobInfo]:
+        """Every Bulk Data export job so far (deleted ones included), in kick-off order."""
+        return self.bulk_routes.jobs.info(self.now())
 
     @property
     def request_log(self) -> list[RequestRecord]:
@@ -231,11 +263,15 @@ class FhirTestServer:
         request = Request(handler.command, unquote(url.path), url.query, handler.headers, body)
         kind = request.kind
         self.stats.incr("requests")
-        if kind == "data":
+        if request.is_data:
             self.stats.incr("data_requests")
         scenario = self.scenario
         plan = FaultPlan()
-        if kind in ("data", "token") or (kind == "metadata" and scenario.faults_on_metadata):
+        if (
+            request.is_data
+            or kind == "token"
+            or (kind == "metadata" and scenario.faults_on_metadata)
+        ):
             plan = scenario.plan(token_request=kind == "token")
         if plan.status is not None:
             response = self._fault_response(plan, scenario)
@@ -353,11 +389,17 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s - " + format, self.address_string(), *args)
 
     def send(self, response: Response, *, reset: bool = False) -> None:
-        """Write ``response``; with ``reset``, only half the body, then an abrupt close."""
+        """Write ``response``; with ``reset`` (or ``response.reset``), only half the body,
+        then an abrupt close; with ``response.chunked``, chunked transfer encoding."""
+        reset = reset or response.reset
+        chunked = response.chunked and not reset
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(response.body)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
@@ -370,7 +412,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.close()
                 self.close_connection = True
                 return
-            self.wfile.write(response.body)
+            body = memoryview(response.body)
+            for start in range(0, len(body), WRITE_CHUNK):
+                piece = body[start : start + WRITE_CHUNK]
+                if chunked:
+                    self.wfile.write(b"%x\r\n" % len(piece) + piece.tobytes() + b"\r\n")
+                else:
+                    self.wfile.write(piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:  # client went away (timeout) or the server is stopping
             self.server.app.stats.incr("client_disconnects")

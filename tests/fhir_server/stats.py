@@ -22,6 +22,14 @@ COUNTERS: tuple[str, ...] = (
     "updates_while_paging",
     "client_disconnects",
     "internal_errors",
+    "bulk_kickoffs",
+    "bulk_polls",
+    "bulk_manifests",
+    "bulk_files_served",
+    "bulk_resources_served",
+    "bulk_truncated_downloads",
+    "bulk_short_downloads",
+    "bulk_deletes",
 )
 
 
@@ -39,7 +47,8 @@ class RequestRecord:
             for an unrecognised token, ``None`` when no bearer token was sent.
         fault: Fault applied (``rate_limit``, ``burst``, ``random_429``, ``random_5xx``,
             ``reset``, ``slow``, ``malformed``...), ``None`` for a clean response.
-        kind: ``data``, ``metadata``, ``token`` or ``other``.
+        kind: ``data``, ``metadata``, ``token``, ``other``, or for Bulk Data requests
+            ``bulk_kickoff``, ``bulk_status``, ``bulk_manifest``, ``bulk_file``, ``bulk_delete``.
     """
 
     method: str

@@ -47,6 +47,40 @@ class Entry:
         return str(self.resource["meta"]["versionId"])
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A deleted resource.
+
+    Attributes:
+        entry: The last current version before the delete.
+        deleted_at: Server stamp of the delete (strictly after every earlier stamp).
+    """
+
+    entry: Entry
+    deleted_at: datetime
+
+    @property
+    def key(self) -> Key:
+        """``(resourceType, id)``."""
+        return self.entry.key
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every current entry and tombstone at one instant (see :meth:`ResourceStore.snapshot`).
+
+    Attributes:
+        at: A stamp strictly after every ``lastUpdated`` and deletion in the snapshot and
+            strictly before every later one.
+        entries: Current entries (immutable, so holding them freezes their content).
+        tombstones: Deleted resources that have not been re-created.
+    """
+
+    at: datetime
+    entries: list[Entry]
+    tombstones: list[Tombstone]
+
+
 class ResourceStore:
     """Latest version per ``(type, id)``, with server-stamped updates.
 
@@ -59,6 +93,7 @@ class ResourceStore:
         self._lock = threading.RLock()
         self._by_type: dict[str, dict[str, Entry]] = {}
         self._deleted: dict[Key, int] = {}
+        self._tombstones: dict[Key, Tombstone] = {}
         self._max_stamp = datetime(1, 1, 1, tzinfo=UTC)
         for resource in resources:
             self._put(copy_resource(resource))
@@ -86,12 +121,23 @@ class ResourceStore:
         return entry
 
     def _next_stamp(self) -> str:
+        return format_instant(self._next_instant())
+
+    def _next_instant(self) -> datetime:
         now = self.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         floor = self._max_stamp.replace(microsecond=self._max_stamp.microsecond // 1000 * 1000)
         stamp = max(now, floor + _MILLISECOND)
         self._max_stamp = stamp
-        return format_instant(stamp)
+        return stamp
+
+    def snapshot(self) -> Snapshot:
+        """Atomically take every current entry and tombstone, and a stamp that separates
+        them from every later change (used as a bulk export's ``transactionTime``)."""
+        with self._lock:
+            at = self._next_instant()
+            entries = [e for by_id in self._by_type.values() for e in by_id.values()]
+            return Snapshot(at, entries, list(self._tombstones.values()))
 
     def entries(self, resource_type: str | None = None) -> list[Entry]:
         """Snapshot of current entries (one type, or all), unordered."""
@@ -152,6 +198,7 @@ class ResourceStore:
             if self.get(*key) is not None:
                 raise ValueError(f"{key[0]}/{key[1]} already exists; use update()")
             deleted = self._deleted.pop(key, None)
+            self._tombstones.pop(key, None)
             meta = resource.setdefault("meta", {})
             meta["versionId"] = str(1 if deleted is None else deleted + 1)
             meta["lastUpdated"] = self._next_stamp()
@@ -159,11 +206,14 @@ class ResourceStore:
             return copy_resource(resource)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
-        """Remove the current version; reads then answer 410 Gone.
+        """Remove the current version; reads then answer 410 Gone. The delete is stamped
+        like an update, so a bulk export with ``_since`` before it reports it.
 
         Raises:
             KeyError: No current resource with that type and id.
         """
         with self._lock:
             entry = self._by_type.get(resource_type, {}).pop(resource_id)
-            self._deleted[(resource_type, resource_id)] = int(entry.version_id) + 1
+            key = (resource_type, resource_id)
+            self._deleted[key] = int(entry.version_id) + 1
+            self._tombstones[key] = Tombstone(entry, self._next_instant())
