@@ -4,8 +4,10 @@ from loaders.http.auth import ClientCredentials, SmartBackendServices, StaticTok
 from loaders.http.circuit_breaker import CircuitBreaker
 from loaders.http.client import (
     ClientCounters,
+    DownloadResult,
     FhirHttpClient,
     FhirResponse,
+    HttpAnswer,
     Timeouts,
 )
 from loaders.http.rate_limit import RateBudget, TokenBucket
@@ -22,8 +24,10 @@ __all__ = [
     "CircuitBreaker",
     "ClientCounters",
     "ClientCredentials",
+    "DownloadResult",
     "FhirHttpClient",
     "FhirResponse",
+    "HttpAnswer",
     "RateBudget",
     "RequestRecord",
     "RetryPolicy",

@@ -2,8 +2,8 @@
 
 One :class:`FhirHttpClient` per server and run; it is thread-safe, so extraction workers share
 it (and its connection pool, token, rate budget and circuit breaker). Each logical request
-(:meth:`FhirHttpClient.get_json`, :meth:`FhirHttpClient.stream_to`) makes attempts until one
-succeeds or a rule stops it:
+(:meth:`FhirHttpClient.get_json`, :meth:`FhirHttpClient.send`, :meth:`FhirHttpClient.download`,
+:meth:`FhirHttpClient.stream_to`) makes attempts until one succeeds or a rule stops it:
 
 =====================================  =========================================================
 Answer                                 What happens
@@ -20,6 +20,12 @@ connection errors                      RetryPolicy's attempts or elapsed time ru
                                        RetriesExhausted
 other 4xx / 5xx, redirects             RequestRejected, no retry
 =====================================  =========================================================
+
+:meth:`FhirHttpClient.send` (Bulk Data kick-off, status polls, DELETE) returns any 2xx as it
+came (an empty 202 included) and hands the statuses its caller names in ``answer_statuses``
+back unretried, so a status poll can read 429 and 5xx answers itself.
+:meth:`FhirHttpClient.download` may fetch from another host (presigned storage URLs) when
+asked; the access token goes to another host only when the caller says so explicitly.
 
 Every attempt first passes the circuit breaker (per resource type), then takes a concurrency
 slot, then a token from the rate bucket (in that order, so that requests queued behind slow
@@ -141,6 +147,60 @@ class FhirResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """Any answer :meth:`FhirHttpClient.send` returns: a 2xx, or a status the caller asked for.
+
+    Attributes:
+        status: The HTTP status.
+        headers: The response headers.
+        raw: The body bytes (possibly empty).
+        request_id: The ``X-Request-Id`` of the attempt that got this answer.
+        attempts: Attempts made, this one included.
+        server_date: The server's ``Date`` header, if readable.
+    """
+
+    status: int
+    headers: httpx.Headers
+    raw: bytes
+    request_id: str
+    attempts: int
+    server_date: datetime | None
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The body as a JSON object, or None when it is empty or not one."""
+        body, _ = _json_object(self.raw) if self.raw else (None, "")
+        return body
+
+    def issue_codes(self) -> list[str]:
+        """Issue codes of an OperationOutcome body (never its diagnostics); [] otherwise."""
+        body = self.json_object()
+        return _issue_codes(body, errors_only=False) if body is not None else []
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpAnswer(status={self.status}, bytes={len(self.raw)}, "
+            f"request_id={self.request_id!r}, attempts={self.attempts})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    """What :meth:`FhirHttpClient.download` wrote.
+
+    Attributes:
+        size: Body bytes written to the sink.
+        request_id: The ``X-Request-Id`` of the successful attempt.
+        attempts: Attempts made, the successful one included.
+        headers: The response headers of the successful attempt.
+    """
+
+    size: int
+    request_id: str
+    attempts: int
+    headers: httpx.Headers
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCounters:
     """Totals over a client's life.
 
@@ -184,6 +244,11 @@ class _Call:
     query_keys: str
     description: str
     schedule: RetrySchedule
+    method: str = "GET"
+    content: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    send_token: bool = True
+    answer_statuses: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +342,11 @@ class FhirHttpClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool, and the token provider's (if it has one)."""
         self._http.close()
+        close = getattr(self._auth, "close", None)
+        if callable(close):
+            close()
 
     def __repr__(self) -> str:
         return f"FhirHttpClient(base_url={self.base_url!r})"
@@ -326,6 +394,61 @@ class FhirHttpClient:
             server_date=parse_http_date(exchange.headers.get("Date")),
         )
 
+    def send(
+        self,
+        method: str,
+        url_or_path: str,
+        params: Params | None = None,
+        *,
+        json_body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        resource_type: str | None = None,
+        accept: str = FHIR_JSON,
+        answer_statuses: frozenset[int] = frozenset(),
+    ) -> HttpAnswer:
+        """Send one request whose answer the caller interprets (Bulk Data kick-off and polls).
+
+        Any 2xx is returned as it came (an empty 202 too; no JSON check). A status listed in
+        ``answer_statuses`` is returned without a retry, so the caller applies its own rules
+        (a status poll reads 429 and 5xx itself). Otherwise the rules of the module docstring
+        apply: 401 refresh, 403, transient retries, ``RequestRejected`` for the rest.
+
+        Args:
+            method: ``GET``, ``POST`` or ``DELETE``.
+            url_or_path: As for :meth:`get_json` (same origin as the base URL).
+            params: Query parameters, merged into the URL's own.
+            json_body: A JSON object to send (``Content-Type: application/fhir+json``).
+            headers: Extra request headers (``Prefer: respond-async``).
+            resource_type: Names the breaker key and messages.
+            accept: The ``Accept`` header.
+            answer_statuses: Non-2xx statuses handed back instead of handled.
+
+        Raises:
+            ExtractError: A subclass per failure; see the module docstring.
+        """
+        content = orjson.dumps(json_body) if json_body is not None else None
+        extra = dict(headers or {})
+        if content is not None:
+            extra.setdefault("Content-Type", FHIR_JSON)
+        call = self._start_call(
+            url_or_path,
+            params,
+            resource_type,
+            method=method.upper(),
+            content=content,
+            headers=tuple(extra.items()),
+            answer_statuses=answer_statuses,
+        )
+        exchange, _, attempt = self._run(call, sink=None, accept=accept, parse_json=False)
+        return HttpAnswer(
+            status=exchange.status,
+            headers=exchange.headers,
+            raw=exchange.raw,
+            request_id=attempt.request_id,
+            attempts=attempt.number,
+            server_date=parse_http_date(exchange.headers.get("Date")),
+        )
+
     def stream_to(
         self,
         url_or_path: str,
@@ -343,27 +466,79 @@ class FhirHttpClient:
         Returns:
             The bytes written.
         """
+        return self.download(
+            url_or_path, params, sink, resource_type=resource_type, accept=accept
+        ).size
+
+    def download(
+        self,
+        url_or_path: str,
+        params: Params | None,
+        sink: BinaryIO,
+        *,
+        resource_type: str | None = None,
+        accept: str = FHIR_NDJSON,
+        allow_other_hosts: bool = False,
+        send_token: bool | None = None,
+    ) -> DownloadResult:
+        """GET a body into ``sink`` in chunks, never holding it in memory.
+
+        Each attempt rewrites ``sink`` from its start (seek 0 and truncate), so it must be
+        seekable and truncatable; after a final failure it is left empty.
+
+        Args:
+            url_or_path: A path under the base, or an absolute URL.
+            params: Query parameters, merged into the URL's own.
+            sink: Where the body goes.
+            resource_type: Names the breaker key and messages.
+            accept: The ``Accept`` header.
+            allow_other_hosts: Accept an absolute URL on another origin (Bulk Data output
+                on presigned storage URLs); refused by default.
+            send_token: Whether to send the access token. None (default): only to the base
+                URL's origin. True sends it to another origin too (only when the server's
+                manifest says ``requiresAccessToken`` and the source is configured to).
+
+        Raises:
+            ExtractError: A subclass per failure; see the module docstring.
+        """
         if not (sink.seekable() and sink.writable()):
             raise ConfigError("stream_to needs a writable, seekable, truncatable sink")
-        call = self._start_call(url_or_path, params, resource_type)
+        call = self._start_call(
+            url_or_path,
+            params,
+            resource_type,
+            allow_other_hosts=allow_other_hosts,
+            send_token=send_token,
+        )
         try:
-            exchange, _, _ = self._run(call, sink=sink, accept=accept)
+            exchange, _, attempt = self._run(call, sink=sink, accept=accept)
         except ExtractError:
             sink.seek(0)
             sink.truncate()
             raise
-        return exchange.size
+        return DownloadResult(exchange.size, attempt.request_id, attempt.number, exchange.headers)
 
     # -- one logical request --------------------------------------------------------------
 
     def _start_call(
-        self, url_or_path: str, params: Params | None, resource_type: str | None
+        self,
+        url_or_path: str,
+        params: Params | None,
+        resource_type: str | None,
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        answer_statuses: frozenset[int] = frozenset(),
+        allow_other_hosts: bool = False,
+        send_token: bool | None = None,
     ) -> _Call:
         label = resource_type or "FHIR request"
-        url = self._target(url_or_path, label)
+        url = self._target(url_or_path, label, allow_other_hosts=allow_other_hosts)
         if params:
             url = url.copy_merge_params(params)
         template = path_template(url, self.base_url)
+        same_origin = _origin(url) == self._origin
         return _Call(
             url=url,
             resource_type=resource_type,
@@ -372,25 +547,34 @@ class FhirHttpClient:
             breaker_key=resource_type or "(untyped)",
             template=template,
             query_keys=query_keys(url.params),
-            description=describe_request("GET", url, self.base_url),
+            description=describe_request(method, url, self.base_url),
             schedule=RetrySchedule(self._retry, label=label, clock=self._clock, rng=self._rng),
+            method=method,
+            content=content,
+            headers=headers,
+            send_token=same_origin if send_token is None else send_token,
+            answer_statuses=answer_statuses,
         )
 
-    def _target(self, url_or_path: str, label: str) -> httpx.URL:
+    def _target(
+        self, url_or_path: str, label: str, *, allow_other_hosts: bool = False
+    ) -> httpx.URL:
         candidate = httpx.URL(url_or_path)
         if not candidate.is_absolute_url:
             return httpx.URL(f"{self.base_url}/{url_or_path.lstrip('/')}")
-        if _origin(candidate) != self._origin:
+        if candidate.scheme not in _DEFAULT_PORTS:
+            raise RequestRejected(f"{label}: refusing a {candidate.scheme or 'schemeless'} link")
+        if candidate.userinfo:
+            raise RequestRejected(f"{label}: refusing a link that carries credentials")
+        if _origin(candidate) != self._origin and not allow_other_hosts:
             raise RequestRejected(
                 f"{label}: refusing to send a request and the token to host {candidate.host}; "
                 f"links must stay on {self._origin[1]}"
             )
-        if candidate.userinfo:
-            raise RequestRejected(f"{label}: refusing a link that carries credentials")
         return candidate
 
     def _run(
-        self, call: _Call, *, sink: BinaryIO | None, accept: str
+        self, call: _Call, *, sink: BinaryIO | None, accept: str, parse_json: bool = True
     ) -> tuple[_Exchange, dict[str, Any] | None, _Attempt]:
         """Attempts until success or a rule stops the call."""
         refreshed = False
@@ -415,7 +599,7 @@ class FhirHttpClient:
                 http_5xx=int(status >= 500),
             )
             if 200 <= status < 300:
-                if sink is not None:
+                if sink is not None or not parse_json:
                     self._succeeded(call, attempt, exchange)
                     return exchange, None, attempt
                 body = self._json_body(call, attempt, exchange, retry_malformed=not malformed_once)
@@ -436,10 +620,24 @@ class FhirHttpClient:
                     )
                     continue
                 self._emit(call, attempt, exchange, "failed", None)
+                if self._auth is not None and not call.send_token:
+                    raise AuthenticationError(
+                        f"{call.label}: {call.description} answered 401 and the access token "
+                        "was not sent (it goes to another host only when configured to)"
+                    )
                 raise AuthenticationError(self._auth_failure(call, refreshes_before))
             if status == 403:
                 self._emit(call, attempt, exchange, "failed", None)
                 raise AuthorizationError(self._forbidden(call))
+            if status in call.answer_statuses:
+                # The caller reads this answer itself (a status poll's 429 or 5xx).
+                retried = "retry" if self._retry.retries_status(status) else "failed"
+                retry_after = parse_retry_after(
+                    exchange.headers.get("Retry-After"),
+                    parse_http_date(exchange.headers.get("Date")) or self._now(),
+                )
+                self._emit(call, attempt, exchange, retried, None, retry_after)
+                return exchange, None, attempt
             if self._retry.retries_status(status):
                 retry_after = parse_retry_after(
                     exchange.headers.get("Retry-After"),
@@ -466,21 +664,21 @@ class FhirHttpClient:
         with self._semaphore:
             if self._bucket is not None:
                 self._bucket.acquire()
-            token = self._auth.get_token() if self._auth is not None else None
+            token = self._auth.get_token() if self._auth is not None and call.send_token else None
             attempt = _Attempt(number, uuid.uuid4().hex, self._now(), self._clock())
-            headers = {"Accept": accept, "X-Request-Id": attempt.request_id}
+            headers = {**dict(call.headers), "Accept": accept, "X-Request-Id": attempt.request_id}
             if token is not None:
                 headers["Authorization"] = f"Bearer {token}"
             try:
-                return attempt, token, self._exchange(call.url, headers, sink), None
+                return attempt, token, self._exchange(call, headers, sink), None
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 return attempt, token, None, type(exc).__name__
 
-    def _exchange(
-        self, url: httpx.URL, headers: dict[str, str], sink: BinaryIO | None
-    ) -> _Exchange:
-        """Send one GET and receive its body (into ``sink`` for a 2xx when streaming)."""
-        with self._http.stream("GET", url, headers=headers) as response:
+    def _exchange(self, call: _Call, headers: dict[str, str], sink: BinaryIO | None) -> _Exchange:
+        """Send one request and receive its body (into ``sink`` for a 2xx when streaming)."""
+        with self._http.stream(
+            call.method, call.url, headers=headers, content=call.content
+        ) as response:
             if sink is not None and response.is_success:
                 sink.seek(0)
                 sink.truncate()
@@ -644,7 +842,7 @@ class FhirHttpClient:
         record = RequestRecord(
             request_id=attempt.request_id,
             resource_type=call.resource_type,
-            method="GET",
+            method=call.method,
             path_template=call.template,
             query_keys=call.query_keys,
             status=status,
