@@ -34,7 +34,12 @@ def _backfill(resources: list[dict], scenario: Scenario, work: Path) -> tuple[fl
         return seconds, len(report.requests), exact
 
 
-def _rate(resources: list[dict], limit: int, work: Path) -> tuple[float, float, int]:
+def rate_against_budget(resources: list[dict], limit: int, work: Path) -> tuple[float, float, int]:
+    """A rate-limited sync: requests per minute achieved, the budget (limit x 0.6), 429s.
+
+    The server enforces ``limit`` requests per minute; the client is configured with the same
+    limit and headroom 0.6. Also used by ``bench/load_bench.py`` (step g).
+    """
     with FhirTestServer(resources, Scenario(rate_limit=(limit, 60.0))) as server:
         settings = LoadSettings(duckdb_path=work / "w.duckdb", landing_root=work / "landing")
         config = rest_config(server.base_url, page_size=20, rate_limit=limit, headroom=0.6)
@@ -58,7 +63,7 @@ def main() -> None:
         faulty = _backfill(
             resources, Scenario(seed=7, fraction_429=0.05, fraction_5xx=0.02), root / "faults"
         )
-        achieved, budget, http_429 = _rate(resources, args.rate_limit, root / "rate")
+        achieved, budget, http_429 = rate_against_budget(resources, args.rate_limit, root / "rate")
     lines = [
         f"backfill of {len(resources):,} resources",
         "| run | seconds | requests | exact (0 lost, 0 duplicated) |",

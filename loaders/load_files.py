@@ -9,19 +9,25 @@ line, reason and JSON path, and never stop the rest of the input from loading.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache, partial
 from pathlib import Path
 
 import pyarrow as pa
 
-from loaders.files import InputFile, discover_input_files, iter_file_items
+from loaders.files import InputFile, discover_input_files
+from loaders.files.fingerprints import (
+    AlreadyLoaded,
+    LoadedFile,
+    find_already_loaded,
+    loaded_files_table,
+)
+from loaders.files.prefetch import FileRead, Page, Prefetch, Refused, read_pages
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
 from loaders.landing.zone import validate_source_system
-from loaders.resources import ParsedResource, Rejection
 from loaders.runs import (
     ReasonSummary,
     merge,
@@ -54,59 +60,105 @@ class LoadReport:
 
 
 class _FileExtraction:
-    """The extract half of a file load: files -> landing pages -> filtered arrow batches."""
+    """The extract half of a file load: files -> landing pages -> filtered arrow batches.
+
+    Files already loaded with the same content are skipped (see
+    :mod:`loaders.files.fingerprints`); the others are read and parsed on a background thread
+    (:class:`loaders.files.prefetch.Prefetch`) while this thread lands, filters and merges.
+    """
 
     def __init__(
-        self, files: list[InputFile], zone: LandingZone, run: RunRecord, settings: LoadSettings
+        self,
+        files: list[InputFile],
+        zone: LandingZone,
+        run: RunRecord,
+        settings: LoadSettings,
+        already_loaded: dict[Path, AlreadyLoaded],
     ) -> None:
         self.files = files
         self.zone = zone
         self.run = run
         self.settings = settings
+        self.already_loaded = already_loaded
         self.ingest: PageIngest | None = None
-        self._buffers: dict[str, list[ParsedResource]] = defaultdict(list)
-        self._request_ids: dict[str, list[str]] = defaultdict(list)
+        self.loaded_files: list[LoadedFile] = []
 
     def batches(self, version_filter: DuckDBVersionFilter) -> Iterator[tuple[str, pa.Table]]:
         """Yield ``(raw table, batch)`` pairs; each batch's page is landed before it is yielded."""
         ingest = self.ingest = PageIngest(
             self.zone, version_filter, self.run, self.settings.page_size
         )
-        page_size = self.settings.page_size
         read_at = self.run.started_at
-        for file_index, source in enumerate(self.files):
-            self.run.files_read += 1
-            request_id = f"{self.run.run_id}/file-{file_index:05d}"
-            source_file = str(source.path)
-            for item in iter_file_items(source):
-                self.run.resources_read += 1
-                result = item.result
-                if isinstance(result, Rejection):
-                    ingest.quarantine(result, source_file, item.line_number, item.raw, read_at)
-                    continue
-                buffer = self._buffers[result.resource_type]
-                buffer.append(result)
-                self._request_ids[result.resource_type].append(request_id)
-                if len(buffer) >= page_size:
-                    yield from self._flush(result.resource_type)
-        for resource_type in list(self._buffers):
-            yield from self._flush(resource_type)
+        to_read = []
+        for index, source in enumerate(self.files):
+            skipped = self.already_loaded.get(source.path)
+            if skipped is None:
+                to_read.append((index, source))
+            else:
+                self._skip(skipped)
+        pages = read_pages(to_read, self.settings.page_size, self.run.run_id)
+        with Prefetch(pages) as messages:
+            for message in messages:
+                if isinstance(message, Page):
+                    self.run.resources_read += len(message.resources)
+                    landed = ingest.land(
+                        message.resource_type, message.resources, message.request_ids, read_at
+                    )
+                    if landed is not None:
+                        yield landed
+                elif isinstance(message, Refused):
+                    self.run.resources_read += 1
+                    item = message.item
+                    ingest.quarantine(
+                        message.rejection, message.source_file, item.line_number, item.raw, read_at
+                    )
+                else:
+                    self._read(message)
         ingest.flush_quarantine(read_at)
         yield from ingest.empty_core_tables()
 
-    def _flush(self, resource_type: str) -> Iterator[tuple[str, pa.Table]]:
-        assert self.ingest is not None
-        landed = self.ingest.land(
-            resource_type,
-            self._buffers.pop(resource_type, []),
-            self._request_ids.pop(resource_type, []),
-            self.run.started_at,
+    def _read(self, done: FileRead) -> None:
+        self.run.files_read += 1
+        self.loaded_files.append(
+            LoadedFile(
+                run_id=self.run.run_id,
+                source_system=self.zone.source_system,
+                source_file=str(done.source.path),
+                size_bytes=done.source.path.stat().st_size,
+                sha256=done.sha256,
+                resources_read=done.items,
+                resources_quarantined=done.refused,
+                skipped=False,
+                read_at=self.run.started_at,
+            )
         )
-        if landed is not None:
-            yield landed
+
+    def _skip(self, skipped: AlreadyLoaded) -> None:
+        self.run.files_read += 1
+        self.run.resources_read += skipped.resources
+        self.run.resources_unchanged += skipped.resources
+        self.loaded_files.append(
+            LoadedFile(
+                run_id=self.run.run_id,
+                source_system=self.zone.source_system,
+                source_file=str(skipped.source.path),
+                size_bytes=skipped.size_bytes,
+                sha256=skipped.sha256,
+                resources_read=skipped.resources,
+                resources_quarantined=0,
+                skipped=True,
+                read_at=self.run.started_at,
+            )
+        )
 
 
-def load_files(path: Path, settings: LoadSettings, *, command: str = "load files") -> LoadReport:
+def load_files(
+    path: Path,
+    settings: LoadSettings,
+    *,
+    command: str = "load files",
+    skip_loaded_files: bool = True,
+) -> LoadReport:
     """Load every FHIR resource under ``path`` into the raw tables of the warehouse.
 
     Args:
@@ -114,6 +166,9 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
             (Bundle or single resource) files; names starting with ``_`` or ``.`` are skipped.
         settings: Warehouse, landing zone and source system.
         command: How the run is described in ``load_runs``.
+        skip_loaded_files: Skip files whose exact content an earlier successful run of this
+            source system loaded with nothing refused (counted as read and unchanged); False
+            reads every file again.
 
     Returns:
         The run's record and a summary per quarantine reason.
@@ -133,10 +188,20 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
         started_at=started_at,
     )
     zone = LandingZone(settings.landing_root, settings.source_system, run.run_id)
-    pipeline = make_pipeline(settings)
-    extraction = _FileExtraction(files, zone, run, settings)
+    pipeline = cache(partial(make_pipeline, settings))  # built only if dlt is needed
+    extraction = _FileExtraction(files, zone, run, settings, {})
     logger.info("run %s: loading %d file(s) from %s", run.run_id, len(files), path)
     try:
+        if skip_loaded_files:
+            extraction.already_loaded = find_already_loaded(
+                settings.duckdb_path, settings.source_system, files
+            )
+            if extraction.already_loaded:
+                logger.info(
+                    "run %s: %d file(s) already loaded with the same content, skipped",
+                    run.run_id,
+                    len(extraction.already_loaded),
+                )
         merge(pipeline, settings, extraction.batches)
         run.status = "succeeded_with_rejects" if run.resources_quarantined else "succeeded"
     except BaseException as error:
@@ -147,7 +212,8 @@ def load_files(path: Path, settings: LoadSettings, *, command: str = "load files
         run.finished_at = datetime.now(UTC)
         manifest_path, manifest_error = write_manifest(zone, run)
         quarantined = extraction.ingest.quarantined if extraction.ingest else []
-        record_run(pipeline, zone, quarantined, run)
+        read = loaded_files_table(extraction.loaded_files)
+        record_run(pipeline, zone, quarantined, run, loaded_files=read, settings=settings)
     if manifest_error is not None:
         # Raised only here, once nothing else is propagating: an earlier error takes precedence.
         raise manifest_error

@@ -18,25 +18,51 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import pyarrow as pa
+from dlt.common.storages.load_package import create_load_id
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from loaders.exceptions import FhirEltError, LandingError, WarehouseError
+from loaders.files.fingerprints import LOADED_FILES
 from loaders.landing import LandingZone
 from loaders.resources import RejectReason
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational import (
+    LANDING_MANIFEST,
+    LOAD_RUNS,
+    QUARANTINE,
+    REQUEST_LOG,
     QuarantineRecord,
     RunRecord,
     manifest_table,
     quarantine_table,
 )
-from loaders.warehouse.pipeline import StateUpdate, operational_resources, raw_resources
+from loaders.warehouse.operational_writer import (
+    OperationalRows,
+    run_row_table,
+    write_operational_rows,
+)
+from loaders.warehouse.pipeline import (
+    OPERATIONAL_KEYS,
+    StateUpdate,
+    operational_resources,
+    raw_resources,
+)
+from loaders.warehouse.raw_tables import empty_raw_batch
+from loaders.warehouse.raw_writer import RawTableWriter
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
 logger = logging.getLogger(__name__)
 
 Batches = Iterable[tuple[str, pa.Table] | StateUpdate]
+# A dlt pipeline, or a function making it when first needed (a run that needs no dlt load
+# then never builds one).
+PipelineOrFactory = dlt.Pipeline | Callable[[], dlt.Pipeline]
+
+
+def _pipeline(pipeline: PipelineOrFactory) -> dlt.Pipeline:
+    return pipeline if isinstance(pipeline, dlt.Pipeline) else pipeline()
 
 
 def new_run_id(now: datetime) -> str:
@@ -67,24 +93,56 @@ def own_cause(error: BaseException) -> FhirEltError | None:
     return None
 
 
+def new_load_id() -> str:
+    """A load id in dlt's format (unix time as text), increasing over time."""
+    return create_load_id()
+
+
 def merge(
-    pipeline: dlt.Pipeline,
+    pipeline: PipelineOrFactory,
     settings: LoadSettings,
     produce: Callable[[DuckDBVersionFilter], Batches],
 ) -> None:
-    """Extract what ``produce`` yields (landing as it goes), then normalise and load it.
+    """Merge what ``produce`` yields (landing as it goes) into the raw tables, then its state.
 
-    The version filter is open (read-only) only while extracting, so the load can write.
-    State updates yielded by ``produce`` are committed with the load, atomically: a cursor or
-    checkpoint never gets ahead of the rows it stands for.
+    Rows go straight into the raw tables through a
+    :class:`~loaders.warehouse.raw_writer.RawTableWriter`, filtered by a version filter that
+    reads the writer's own connection (so it also sees rows merged earlier in the run). State
+    updates yielded by ``produce`` are committed by dlt after every row is committed: a cursor
+    or checkpoint never gets ahead of the rows it stands for (if the process dies in between,
+    the next run reads those rows again and the version filter makes them a no-op). Raw tables
+    created by the merge are registered in dlt's schema in that same dlt load.
 
     Raises:
-        FhirEltError: What ``produce`` raised (dlt wraps it; it is unwrapped here).
-        WarehouseError: dlt could not normalise or load.
+        FhirEltError: What ``produce`` raised (rows of its uncommitted group are rolled back).
+        WarehouseError: The warehouse could not be written, or dlt could not commit the state.
     """
+    updates: list[StateUpdate] = []
     try:
-        with DuckDBVersionFilter(settings.duckdb_path) as version_filter:
-            pipeline.extract(raw_resources(produce(version_filter)))
+        with RawTableWriter(
+            settings.duckdb_path, new_load_id(), memory_limit=settings.duckdb_memory_limit
+        ) as writer:
+            for item in produce(writer.version_filter):
+                if isinstance(item, StateUpdate):
+                    updates.append(item)
+                else:
+                    writer.write(*item)
+            created = list(writer.created)
+    except duckdb.Error as error:
+        raise WarehouseError(
+            f"the merge into the raw tables failed: {safe_error(error)}"
+        ) from error
+    if updates or created:
+        items: list[tuple[str, pa.Table] | StateUpdate] = [
+            (table, empty_raw_batch()) for table in created
+        ]
+        _load_with_dlt(_pipeline(pipeline), raw_resources([*items, *updates]))
+
+
+def _load_with_dlt(pipeline: dlt.Pipeline, data: Any) -> None:
+    """Extract, normalise and load ``data`` with dlt; its failures become WarehouseError."""
+    try:
+        pipeline.extract(data)
         pipeline.normalize()
         pipeline.load()
     except PipelineStepFailed as failure:
@@ -148,17 +206,48 @@ def write_manifest(zone: LandingZone, run: RunRecord) -> tuple[Path | None, Land
 
 
 def record_run(
-    pipeline: dlt.Pipeline,
+    pipeline: PipelineOrFactory,
     zone: LandingZone,
     quarantined: Sequence[QuarantineRecord],
     run: RunRecord,
     requests: pa.Table | None = None,
+    loaded_files: pa.Table | None = None,
+    settings: LoadSettings | None = None,
 ) -> None:
-    """Write the run's operational rows; a failure here is logged, never masks the load's."""
+    """Write the run's operational rows; a failure here is logged, never masks the load's.
+
+    With ``settings``, the rows are written straight into the warehouse when their tables
+    exist (see :mod:`loaders.warehouse.operational_writer`); otherwise, and without
+    ``settings``, dlt writes them.
+    """
     try:
+        manifest = manifest_table(zone.pages)
+        refused = quarantine_table(list(quarantined))
+        run_row = asdict(run)
+        if settings is not None:
+            tables = [
+                OperationalRows(
+                    LOAD_RUNS, run_row_table(run_row), OPERATIONAL_KEYS[LOAD_RUNS], True
+                ),
+                OperationalRows(LANDING_MANIFEST, manifest, OPERATIONAL_KEYS[LANDING_MANIFEST]),
+                OperationalRows(QUARANTINE, refused, OPERATIONAL_KEYS[QUARANTINE]),
+            ]
+            if requests is not None:
+                tables.append(OperationalRows(REQUEST_LOG, requests, OPERATIONAL_KEYS[REQUEST_LOG]))
+            if loaded_files is not None:
+                tables.append(
+                    OperationalRows(LOADED_FILES, loaded_files, OPERATIONAL_KEYS[LOADED_FILES])
+                )
+            if write_operational_rows(
+                settings.duckdb_path,
+                new_load_id(),
+                tables,
+                memory_limit=settings.duckdb_memory_limit,
+            ):
+                return
         resources: list[Any] = operational_resources(
-            manifest_table(zone.pages), quarantine_table(list(quarantined)), asdict(run), requests
+            manifest, refused, run_row, requests, loaded_files
         )
-        pipeline.run(resources)
+        _pipeline(pipeline).run(resources)
     except Exception as error:
         logger.error("run %s: could not record the run: %s", run.run_id, safe_error(error))

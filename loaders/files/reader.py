@@ -1,13 +1,18 @@
-"""Read every resource in one input file, whatever its layout, as accepted or rejected items."""
+"""Read every resource in one input file, whatever its layout, as accepted or rejected items.
+
+NDJSON is read in large blocks and split into lines (much cheaper than a read per line), and
+the file's bytes as stored can be fed to a digest on the way, so a file is read once whether or
+not its fingerprint is wanted.
+"""
 
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -39,15 +44,69 @@ class FileItem:
     raw: bytes
 
 
-def _open(path: Path, compressed: bool) -> IO[bytes]:
-    return gzip.open(path, "rb") if compressed else path.open("rb")
+_BLOCK_BYTES = 8 * 1024 * 1024
 
 
-def _iter_ndjson(source: InputFile) -> Iterator[FileItem]:
+class Digest(Protocol):
+    """What :func:`iter_file_items` feeds the file's bytes to (a ``hashlib`` object)."""
+
+    def update(self, data: Any, /) -> None: ...
+
+
+class _DigestingReader(io.RawIOBase):
+    """A binary file that feeds every byte read from it to a digest."""
+
+    def __init__(self, raw: IO[bytes], digest: Digest) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open(source: InputFile, digest: Digest | None) -> IO[bytes]:
+    raw: IO[bytes] = source.path.open("rb")
+    if digest is not None:
+        raw = _DigestingReader(raw, digest)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if source.gzip else raw
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``handle`` (split on ``\\n`` only, like iterating a binary file).
+
+    ``read1`` where there is one: a gzip stream then yields what it decoded before a
+    corrupt or truncated part, instead of losing the whole block to the error.
+    """
+    read = getattr(handle, "read1", handle.read)
+    pending = b""
+    while block := read(_BLOCK_BYTES):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+def _iter_ndjson(source: InputFile, digest: Digest | None) -> Iterator[FileItem]:
     line_number = 0
     try:
-        with _open(source.path, source.gzip) as handle:
-            for line_number, line in enumerate(handle, start=1):
+        with _open(source, digest) as handle:
+            for line_number, line in enumerate(_lines(handle), start=1):
                 stripped = line.strip()
                 if not stripped:
                     continue
@@ -84,9 +143,9 @@ def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem
             yield FileItem(line_number=line_number, result=rejection, raw=orjson.dumps(entry))
 
 
-def _iter_json(source: InputFile) -> Iterator[FileItem]:
+def _iter_json(source: InputFile, digest: Digest | None) -> Iterator[FileItem]:
     try:
-        with _open(source.path, source.gzip) as handle:
+        with _open(source, digest) as handle:
             raw = handle.read()
     except (OSError, EOFError, zlib.error):
         yield FileItem(line_number=1, result=Rejection(RejectReason.UNREADABLE_FILE, "$"), raw=b"")
@@ -105,17 +164,19 @@ def _iter_json(source: InputFile) -> Iterator[FileItem]:
     yield FileItem(line_number=1, result=parse_resource_object(document), raw=raw)
 
 
-def iter_file_items(source: InputFile) -> Iterator[FileItem]:
+def iter_file_items(source: InputFile, digest: Digest | None = None) -> Iterator[FileItem]:
     """Every resource in ``source``, in file order, accepted or rejected.
 
     Args:
         source: A file found by :func:`loaders.files.discover_input_files`.
+        digest: If given, fed the file's bytes as stored (compressed, for a gzip file); once
+            the items are exhausted it has seen the whole file, unless reading it failed.
 
     Yields:
         One FileItem per NDJSON line or Bundle entry (and one for a file that cannot be read
         as JSON at all).
     """
     if source.kind is InputKind.NDJSON:
-        yield from _iter_ndjson(source)
+        yield from _iter_ndjson(source, digest)
     else:
-        yield from _iter_json(source)
+        yield from _iter_json(source, digest)

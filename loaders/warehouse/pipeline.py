@@ -13,6 +13,7 @@ import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
 
+from loaders.files.fingerprints import LOADED_FILES
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational import LANDING_MANIFEST, LOAD_RUNS, QUARANTINE, REQUEST_LOG
 from loaders.warehouse.raw_tables import PRIMARY_KEY, RAW_COLUMN_HINTS, RAW_DATASET
@@ -120,14 +121,25 @@ def raw_resources(batches: Iterable[tuple[str, pa.Table] | StateUpdate]) -> DltR
     return fhir_resources()
 
 
+# Primary keys of the operational tables: a row with the same key replaces the stored one.
+OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {
+    LOAD_RUNS: ("run_id",),
+    LANDING_MANIFEST: ("landing_file",),
+    QUARANTINE: ("run_id", "source_file", "line_number", "json_path"),
+    REQUEST_LOG: ("run_id", "request_id", "attempt"),
+    LOADED_FILES: ("run_id", "source_file"),
+}
+
+
 def operational_resources(
     manifest: pa.Table,
     quarantine: pa.Table,
     run_row: dict[str, object],
     requests: pa.Table | None = None,
+    loaded_files: pa.Table | None = None,
 ) -> list[DltResource]:
-    """dlt resources for the run's rows in ``load_runs``, ``landing_manifest``, ``quarantine``
-    and (HTTP sources) ``request_log``.
+    """dlt resources for the run's rows in ``load_runs``, ``landing_manifest``, ``quarantine``,
+    (HTTP sources) ``request_log`` and (file loads) ``loaded_files``.
 
     The manifest and quarantine tables are sent even when empty, so they exist from the first
     run on and dbt sources over them never point at nothing.
@@ -137,7 +149,7 @@ def operational_resources(
             [run_row],
             name=LOAD_RUNS,
             write_disposition="merge",
-            primary_key="run_id",
+            primary_key=OPERATIONAL_KEYS[LOAD_RUNS],
             columns={
                 "finished_at": {"data_type": "timestamp", "nullable": True},
                 "error": {"data_type": "text", "nullable": True},
@@ -146,13 +158,16 @@ def operational_resources(
             },
         ),
         dlt.resource(
-            [manifest], name=LANDING_MANIFEST, write_disposition="merge", primary_key="landing_file"
+            [manifest],
+            name=LANDING_MANIFEST,
+            write_disposition="merge",
+            primary_key=OPERATIONAL_KEYS[LANDING_MANIFEST],
         ),
         dlt.resource(
             [quarantine],
             name=QUARANTINE,
             write_disposition="merge",
-            primary_key=("run_id", "source_file", "line_number", "json_path"),
+            primary_key=OPERATIONAL_KEYS[QUARANTINE],
         ),
     ]
     if requests is not None:
@@ -161,7 +176,16 @@ def operational_resources(
                 [requests],
                 name=REQUEST_LOG,
                 write_disposition="merge",
-                primary_key=("run_id", "request_id", "attempt"),
+                primary_key=OPERATIONAL_KEYS[REQUEST_LOG],
+            )
+        )
+    if loaded_files is not None:
+        resources.append(
+            dlt.resource(
+                [loaded_files],
+                name=LOADED_FILES,
+                write_disposition="merge",
+                primary_key=OPERATIONAL_KEYS[LOADED_FILES],
             )
         )
     return resources

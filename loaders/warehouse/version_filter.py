@@ -5,6 +5,12 @@ version overwrite a newer one, and rewrite rows that did not change. This filter
 dlt sees a batch: a row passes if its key is new, or if its content differs and its
 ``version_sort_key`` is greater than the stored one. Unchanged data therefore costs a join,
 not a merge.
+
+The filter reads either its own read-only connection, or (during a merge) the connection of
+the :class:`~loaders.warehouse.raw_writer.RawTableWriter`, so it also sees the rows merged
+earlier in the same run. Each batch it returns carries, in its schema metadata, how many of its
+rows replace a stored row (:data:`REPLACES_METADATA`), so the writer can skip a delete that
+would find nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +24,22 @@ import pyarrow as pa
 from loaders.exceptions import WarehouseError
 from loaders.warehouse.raw_tables import RAW_DATASET
 
+# Schema metadata key on filtered batches: how many rows replace a stored row (ASCII digits).
+REPLACES_METADATA = b"fhir_elt.replaces_stored"
+
+
+def replaced_count(batch: pa.Table) -> int | None:
+    """How many rows of a filtered batch replace a stored row; None if it was not filtered."""
+    metadata = batch.schema.metadata or {}
+    value = metadata.get(REPLACES_METADATA)
+    return None if value is None else int(value)
+
+
+def _mark(batch: pa.Table, replaces: int) -> pa.Table:
+    metadata = dict(batch.schema.metadata or {})
+    metadata[REPLACES_METADATA] = str(replaces).encode()
+    return batch.replace_schema_metadata(metadata)
+
 
 class DuckDBVersionFilter:
     """Reads stored versions from a DuckDB warehouse file (read-only) to filter batches."""
@@ -26,6 +48,7 @@ class DuckDBVersionFilter:
         """Open ``database`` read-only if it exists; a missing file means nothing is stored."""
         self.dataset = dataset
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._owns_connection = True
         self._tables: set[str] = set()
         if database.exists():
             try:
@@ -41,6 +64,25 @@ class DuckDBVersionFilter:
             ).fetchall()
             self._tables = {name for (name,) in rows}
 
+    @classmethod
+    def over(
+        cls, connection: duckdb.DuckDBPyConnection, tables: set[str], dataset: str = RAW_DATASET
+    ) -> DuckDBVersionFilter:
+        """A filter reading through ``connection`` (not closed by it).
+
+        Args:
+            connection: An open connection to the warehouse, e.g. the merge's own.
+            tables: The raw tables that exist; the set is shared, not copied, so tables the
+                caller creates later are seen.
+            dataset: The raw schema.
+        """
+        version_filter = cls.__new__(cls)
+        version_filter.dataset = dataset
+        version_filter._connection = connection
+        version_filter._owns_connection = False
+        version_filter._tables = tables
+        return version_filter
+
     def has_table(self, table: str) -> bool:
         """Whether the raw table exists in the warehouse."""
         return table in self._tables
@@ -53,14 +95,14 @@ class DuckDBVersionFilter:
             batch: Rows in the raw table schema.
         """
         if self._connection is None or table not in self._tables or batch.num_rows == 0:
-            return batch
+            return _mark(batch, 0)
         keys = batch.select(["source_system", "id", "content_hash", "version_sort_key"])
         keys = keys.append_column("row_number", pa.array(range(batch.num_rows), pa.int64()))
         self._connection.register("incoming_keys", keys)
         try:
             passing = self._connection.sql(
                 f"""
-                select incoming.row_number
+                select incoming.row_number, stored.id is not null as replaces
                 from incoming_keys as incoming
                 left join "{self.dataset}"."{table}" as stored
                     on stored.source_system = incoming.source_system
@@ -75,15 +117,16 @@ class DuckDBVersionFilter:
             ).to_arrow_table()
         finally:
             self._connection.unregister("incoming_keys")
+        replaces = sum(passing.column("replaces").to_pylist())
         if passing.num_rows == batch.num_rows:
-            return batch
-        return batch.take(passing.column("row_number"))
+            return _mark(batch, replaces)
+        return _mark(batch.take(passing.column("row_number")), replaces)
 
     def close(self) -> None:
         """Release the warehouse file so the merge can open it for writing."""
-        if self._connection is not None:
+        if self._connection is not None and self._owns_connection:
             self._connection.close()
-            self._connection = None
+        self._connection = None
 
     def __enter__(self) -> DuckDBVersionFilter:
         return self

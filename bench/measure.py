@@ -1,0 +1,105 @@
+"""Time a command in a fresh process and read its peak memory; repeat and take medians.
+
+Peak memory is the process's maximum resident set size as the kernel reports it when the
+process is reaped (``wait4``'s ``ru_maxrss``): every command measured here is one process (its
+threads included), so this is its real peak, not a sample.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One run of a command."""
+
+    seconds: float
+    peak_rss_mb: float
+
+
+@dataclass(slots=True)
+class Measurement:
+    """Repetitions of one step; the figures reported are medians."""
+
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(sample.seconds for sample in self.samples)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return statistics.median(sample.peak_rss_mb for sample in self.samples)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seconds": round(self.seconds, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "reps_seconds": [round(sample.seconds, 3) for sample in self.samples],
+            "reps_peak_rss_mb": [round(sample.peak_rss_mb, 1) for sample in self.samples],
+        }
+
+
+class CommandFailed(RuntimeError):
+    """A measured command exited with a status it should not have."""
+
+
+def run_measured(
+    command: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    ok_statuses: frozenset[int] = frozenset({0}),
+    log: Path | None = None,
+) -> Sample:
+    """Run ``command`` to its end; its wall time and peak RSS.
+
+    Output goes to ``log`` (appended) or is discarded. A status outside ``ok_statuses`` raises
+    CommandFailed naming the log.
+    """
+    sink = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [str(part) for part in command],
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if log is not None:
+            sink.close()  # type: ignore[union-attr]
+    if process.returncode not in ok_statuses:
+        raise CommandFailed(
+            f"{Path(str(command[0])).name} exited with {process.returncode}; see {log}"
+        )
+    # ru_maxrss is in kilobytes on Linux.
+    return Sample(seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024)
+
+
+def repeat(
+    name: str, reps: int, prepare: Callable[[int], None], run: Callable[[int], Sample]
+) -> Measurement:
+    """``reps`` times: ``prepare(rep)`` (not timed), then ``run(rep)`` (timed)."""
+    measurement = Measurement(name)
+    for rep in range(reps):
+        prepare(rep)
+        sample = run(rep)
+        measurement.samples.append(sample)
+        sys.stderr.write(
+            f"  {name} rep {rep + 1}/{reps}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB\n"
+        )
+    return measurement

@@ -1,0 +1,119 @@
+"""Write a run's operational rows straight into their tables once dlt has created them.
+
+A run's record is a handful of rows, but a dlt load costs about half a second of fixed work
+(configuration, a load package, a staging table per merge), which dominates a run that
+changed little. Once dlt has created the operational tables (the first run does), the rows are
+merged here in one DuckDB transaction instead: for each table, the rows with the same primary
+key are deleted and the new ones inserted, as dlt's merge would. If a table is missing, or
+lacks a column the rows carry (the record gained a field), nothing is written and the caller
+uses dlt, which creates or evolves the table.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from loaders.warehouse.raw_tables import RAW_DATASET
+
+DLT_LOAD_ID = "_dlt_load_id"
+DLT_ID = "_dlt_id"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationalRows:
+    """Rows for one operational table.
+
+    Attributes:
+        table: The table name, e.g. ``load_runs``.
+        rows: The rows (column names as in the table).
+        primary_key: The columns a row is replaced by.
+        with_row_id: Whether the table has dlt's ``_dlt_id`` (tables dlt built from dicts).
+    """
+
+    table: str
+    rows: pa.Table
+    primary_key: tuple[str, ...]
+    with_row_id: bool = False
+
+
+def run_row_table(run_row: dict[str, object]) -> pa.Table:
+    """The ``load_runs`` row as arrow; dict and list values become JSON text, as dlt stores them."""
+    row = {
+        name: orjson.dumps(value).decode() if isinstance(value, dict | list) else value
+        for name, value in run_row.items()
+    }
+    return pa.Table.from_pylist([row])
+
+
+def write_operational_rows(
+    database: Path,
+    load_id: str,
+    tables: Sequence[OperationalRows],
+    *,
+    memory_limit: str,
+    dataset: str = RAW_DATASET,
+) -> bool:
+    """Merge ``tables`` into their existing tables in one transaction.
+
+    Returns:
+        True if written; False (nothing written) if the warehouse, a table or a column is
+        missing, so that dlt should write them instead.
+
+    Raises:
+        duckdb.Error: The warehouse could not be written.
+    """
+    if not database.exists():
+        return False
+    with duckdb.connect(
+        str(database), config={"memory_limit": memory_limit, "preserve_insertion_order": False}
+    ) as connection:
+        columns: dict[str, set[str]] = {}
+        for table, column in connection.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = ?",
+            [dataset],
+        ).fetchall():
+            columns.setdefault(table, set()).add(column)
+        for entry in tables:
+            needed = set(entry.rows.column_names) | {DLT_LOAD_ID}
+            if entry.with_row_id:
+                needed.add(DLT_ID)
+            if not needed <= columns.get(entry.table, set()):
+                return False
+        connection.execute("begin transaction")
+        for entry in tables:
+            _merge_rows(connection, dataset, load_id, entry)
+        connection.execute("commit")
+    return True
+
+
+def _merge_rows(
+    connection: duckdb.DuckDBPyConnection, dataset: str, load_id: str, entry: OperationalRows
+) -> None:
+    rows = entry.rows
+    if rows.num_rows == 0:
+        return
+    if entry.with_row_id:  # dlt's row ids: 14 random URL-safe characters
+        ids = [secrets.token_urlsafe(10)[:14] for _ in range(rows.num_rows)]
+        rows = rows.append_column(DLT_ID, pa.array(ids, pa.string()))
+    target = f'"{dataset}"."{entry.table}"'
+    names = ", ".join(f'"{name}"' for name in rows.column_names)
+    matches = " and ".join(f'stored."{key}" = incoming."{key}"' for key in entry.primary_key)
+    connection.register("operational_rows", rows)
+    try:
+        connection.execute(
+            f"delete from {target} as stored using operational_rows as incoming where {matches}"
+        )
+        connection.execute(
+            f"insert into {target} ({names}, {DLT_LOAD_ID}) "
+            f"select {names}, ? from operational_rows",
+            [load_id],
+        )
+    finally:
+        connection.unregister("operational_rows")
