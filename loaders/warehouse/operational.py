@@ -20,6 +20,8 @@ LOAD_RUNS = "load_runs"
 LANDING_MANIFEST = "landing_manifest"
 QUARANTINE = "quarantine"
 REQUEST_LOG = "request_log"
+RUN_METRICS = "run_metrics"
+RECONCILIATION_CHECKS = "reconciliation_checks"
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -71,6 +73,47 @@ REQUEST_LOG_SCHEMA = pa.schema(
         pa.field("retry_after_seconds", pa.float64()),
         pa.field("response_bytes", pa.int64(), nullable=False),
         pa.field("started_at", _TIMESTAMP, nullable=False),
+    ]
+)
+
+
+# One row per run and resource type (plus a ``(untyped)`` row for requests and token refreshes
+# that belong to no type), written by loaders/ops/metrics.py after a REST run. Counts, bytes,
+# latencies and costs only: no path, parameter or identifier.
+RUN_METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("command", pa.string(), nullable=False),
+        pa.field("resource_type", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("run_status", pa.string(), nullable=False),
+        pa.field("started_at", _TIMESTAMP, nullable=False),
+        pa.field("finished_at", _TIMESTAMP),
+        pa.field("duration_seconds", pa.float64(), nullable=False),
+        pa.field("requests", pa.int64(), nullable=False),
+        pa.field("retries", pa.int64(), nullable=False),
+        pa.field("http_429", pa.int64(), nullable=False),
+        pa.field("http_5xx", pa.int64(), nullable=False),
+        pa.field("failed_requests", pa.int64(), nullable=False),
+        pa.field("token_refreshes", pa.int64(), nullable=False),
+        pa.field("pages", pa.int64(), nullable=False),
+        pa.field("response_bytes", pa.int64(), nullable=False),
+        pa.field("latency_p50_ms", pa.float64()),
+        pa.field("latency_p95_ms", pa.float64()),
+        pa.field("latency_p99_ms", pa.float64()),
+        pa.field("latency_max_ms", pa.float64()),
+        pa.field("resources_received", pa.int64(), nullable=False),
+        pa.field("resources_landed", pa.int64(), nullable=False),
+        pa.field("resources_merged", pa.int64(), nullable=False),
+        pa.field("resources_unchanged", pa.int64(), nullable=False),
+        pa.field("resources_quarantined", pa.int64(), nullable=False),
+        pa.field("drift_findings", pa.int64(), nullable=False),
+        pa.field("warehouse_seconds", pa.float64(), nullable=False),
+        pa.field("requests_per_1k_resources", pa.float64()),
+        pa.field("warehouse_seconds_per_1k_resources", pa.float64()),
+        pa.field("estimated_cost_per_1k_resources", pa.float64()),
+        pa.field("stopped_by_budget", pa.bool_(), nullable=False),
     ]
 )
 
@@ -132,3 +175,60 @@ def request_log_table(run_id: str, source_system: str, records: list[Any]) -> pa
         [{name: row.get(name) for name in REQUEST_LOG_SCHEMA.names} for row in rows],
         REQUEST_LOG_SCHEMA,
     )
+
+
+# One row per reconciliation check: a resource type and a ``_lastUpdated`` window ``(start,
+# end]`` (start null: from the beginning), the source's count against the warehouse's count of
+# current, non-deleted rows in it, before and after repair (loaders/reconcile/). Counts only.
+RECONCILIATION_CHECKS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("resource_type", pa.string(), nullable=False),
+        pa.field("window_start", _TIMESTAMP),
+        pa.field("window_end", _TIMESTAMP, nullable=False),
+        pa.field("source_count", pa.int64()),
+        pa.field("warehouse_count", pa.int64(), nullable=False),
+        pa.field("delta", pa.int64()),
+        pa.field("initial_delta", pa.int64()),
+        pa.field("ids_compared", pa.bool_(), nullable=False),
+        pa.field("repaired", pa.bool_(), nullable=False),
+        pa.field("resources_fetched", pa.int64(), nullable=False),
+        pa.field("marked_deleted", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("checked_at", _TIMESTAMP, nullable=False),
+    ]
+)
+
+
+def reconciliation_checks_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows for ``reconciliation_checks`` (possibly none) as an arrow table."""
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in RECONCILIATION_CHECKS_SCHEMA.names} for row in rows],
+        RECONCILIATION_CHECKS_SCHEMA,
+    )
+
+
+BULK_ERRORS = "bulk_errors"
+
+# One row per issue of an OperationOutcome listed in a Bulk Data export's error files
+# (loaders/bulk/errors.py). Issue codes and FHIRPath expressions only: the diagnostics and
+# details text can quote patient data and are never stored. Keyed by job, file, line and issue,
+# so a file read again after a crash adds no row.
+BULK_ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string(), nullable=False),
+        pa.field("export_key", pa.string(), nullable=False),
+        pa.field("job_id", pa.string(), nullable=False),
+        pa.field("file_key", pa.string(), nullable=False),
+        pa.field("file_label", pa.string(), nullable=False),
+        pa.field("line_number", pa.int64(), nullable=False),
+        pa.field("issue_index", pa.int64(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("code", pa.string(), nullable=False),
+        pa.field("details_codes", pa.string()),
+        pa.field("expression", pa.string()),
+        pa.field("recorded_at", _TIMESTAMP, nullable=False),
+    ]
+)
