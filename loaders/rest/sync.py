@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from loaders.exceptions import ConfigError, RequestRejected
 from loaders.fhir import table_name_for
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
+from loaders.log_redaction import bind_run_id
+from loaders.ops.metrics import timed
 from loaders.rest.capabilities import Capabilities
 from loaders.rest.config import RestSourceConfig, Strategy
 from loaders.rest.progress import Progress
@@ -65,17 +68,26 @@ class TypeOutcome:
     repages: int = 0
     cursor: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # the exception class, e.g. SchemaDriftError
 
 
 @dataclass(slots=True)
 class SyncReport:
-    """What a REST run did."""
+    """What a REST run did.
+
+    ``quarantined`` and ``warehouse_seconds`` (time spent merging) feed the run's metrics;
+    ``notices`` and ``metrics`` are filled by the command layer (budget stops, metrics rows).
+    """
 
     run: RunRecord
     outcomes: dict[str, TypeOutcome] = field(default_factory=dict)
     requests: list[Any] = field(default_factory=list)
     windows_total: int = 0
     windows_done: int = 0
+    quarantined: list[Any] = field(default_factory=list)
+    warehouse_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -185,10 +197,11 @@ class _Run:
             command=command,
             started_at=started_at,
         )
+        bind_run_id(self.run.run_id)
         self.zone = LandingZone(ctx.settings.landing_root, ctx.config.name, self.run.run_id)
         self.pipeline = make_pipeline(ctx.settings)
         self.report = SyncReport(self.run)
-        self.quarantined: list[Any] = []
+        self.quarantined: list[Any] = self.report.quarantined
 
     def plan(self, windows: int) -> None:
         self.report.windows_total = windows
@@ -217,13 +230,18 @@ class _Run:
         def produce(version_filter: DuckDBVersionFilter) -> Iterator[Any]:
             ingest = PageIngest(self.zone, version_filter, self.run, ctx.settings.page_size)
             ingest_box.append(ingest)
-            yield from runner.batches(groups, ingest)
+            yield from timed(runner.batches(groups, ingest), pulling)
             ingest.flush_quarantine(datetime.now(UTC))
             yield from ingest.empty_core_tables()
 
+        # Warehouse time: the merge minus the time spent pulling pages inside it.
+        pulling: list[float] = []
+        merge_started = time.monotonic()
         try:
             merge(self.pipeline, ctx.settings, produce)
         finally:
+            merged_in = time.monotonic() - merge_started - sum(pulling)
+            self.report.warehouse_seconds += max(0.0, merged_in)
             if ingest_box:
                 self.quarantined.extend(ingest_box[0].quarantined)
         for group in groups:
@@ -247,6 +265,7 @@ class _Run:
         outcome.repages += group.stats.repages
         if group.error is not None:
             outcome.status, outcome.error = "failed", str(group.error)
+            outcome.error_kind = type(group.error).__name__
         elif group.paused and outcome.status != "failed":
             outcome.status = "paused"
         for update in group.on_success if group.succeeded else []:
