@@ -20,5 +20,18 @@
 {%- endmacro %}
 
 {% macro snowflake__fhir_extension(column, url, value_path, sub_url) -%}
-    {{ fhir_elt.default__fhir_extension(column, url, value_path, sub_url) }}
+    {%- if target.name == 'fakesnow' and sub_url is not none -%}
+        {#- fakesnow cannot flatten the result of a subquery (json_array_find's fakesnow
+            form), so the extension and its sub-extension are flattened side by side -#}
+        (
+            select {{ fhir_elt.json_string('sub.value', value_path) }}
+            from table(flatten(input => {{ fhir_elt.snowflake_variant_path(column, 'extension') }})) as ext,
+                table(flatten(input => ext.value:extension)) as sub
+            where ext.value:url::string = '{{ url }}' and sub.value:url::string = '{{ sub_url }}'
+            order by ext.index, sub.index
+            limit 1
+        )
+    {%- else -%}
+        {{ fhir_elt.default__fhir_extension(column, url, value_path, sub_url) }}
+    {%- endif -%}
 {%- endmacro %}

@@ -25,7 +25,24 @@
     {%- set human_name -%}
         coalesce({{ fhir_elt.json_array_find(column, path, 'use', use) }}, {{ fhir_elt.snowflake_variant_path(column, path ~ '[0]') }})
     {%- endset -%}
-    {%- if part == 'given' -%}
+    {%- if part == 'given' and target.name == 'fakesnow' -%}
+        {#- fakesnow runs array_to_string() on a VARIANT as DuckDB list_transform, which fails:
+            the given names of the chosen name (the first with this use, else the first) are
+            flattened and joined instead -#}
+        (
+            select nullif(listagg(given.value::string, ' ') within group (order by given.index), '')
+            from table(flatten(input => {{ fhir_elt.snowflake_variant_path(column, path) }})) as names,
+                table(flatten(input => names.value:given)) as given
+            where names.index = coalesce(
+                (
+                    select min(named.index)
+                    from table(flatten(input => {{ fhir_elt.snowflake_variant_path(column, path) }})) as named
+                    where named.value:use::string = '{{ use }}'
+                ),
+                0
+            )
+        )
+    {%- elif part == 'given' -%}
         nullif(array_to_string(get_path({{ human_name }}, 'given'), ' '), '')
     {%- else -%}
         get_path({{ human_name }}, '{{ part }}')::string

@@ -20,11 +20,23 @@
 {%- endmacro %}
 
 {% macro snowflake__json_array_find(column, array_path, key_path, value) -%}
-    get(
-        filter(
-            {{ fhir_elt.snowflake_variant_path(column, array_path) }},
-            item -> item:{{ key_path }}::string = '{{ value }}'
-        ),
-        0
-    )
+    {%- if target.name == 'fakesnow' -%}
+        {#- fakesnow runs filter() on a VARIANT array as DuckDB list_filter, which fails (or
+            returns null after to_array()); a correlated flatten finds the same element -#}
+        (
+            select found.value
+            from table(flatten(input => {{ fhir_elt.snowflake_variant_path(column, array_path) }})) as found
+            where found.value:{{ key_path }}::string = '{{ value }}'
+            order by found.index
+            limit 1
+        )
+    {%- else -%}
+        get(
+            filter(
+                {{ fhir_elt.snowflake_variant_path(column, array_path) }},
+                item -> item:{{ key_path }}::string = '{{ value }}'
+            ),
+            0
+        )
+    {%- endif -%}
 {%- endmacro %}

@@ -16,22 +16,19 @@
 {%- endmacro %}
 
 {% macro snowflake__json_timestamp(column, path) -%}
-    {%- if target.name == 'fakesnow' -%}
-        {#- fakesnow lacks try_to_timestamp_tz (see notes/snowflake-without-an-account.md) -#}
-        convert_timezone('UTC', to_timestamp_tz({{ fhir_elt.snowflake_variant_path(column, path) }}::string))::timestamp_ntz
-    {%- else -%}
-        {#-
-            Guard the shape first: Snowflake reads an all-digit string as epoch seconds and an
-            offset-less value in the session time zone. FHIR requires an offset whenever a time
-            is given, so a full date is read as midnight UTC and anything else without an
-            offset (or partial) is null.
-        -#}
-        {%- set value = fhir_elt.snowflake_variant_path(column, path) ~ '::string' -%}
-        case
-            when regexp_like({{ value }}, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
-                then try_to_timestamp_tz({{ value }} || 'T00:00:00+00:00')::timestamp_ntz
-            when regexp_like({{ value }}, '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})')
-                then convert_timezone('UTC', try_to_timestamp_tz({{ value }}))::timestamp_ntz
-        end
-    {%- endif -%}
+    {#-
+        Guard the shape first: Snowflake reads an all-digit string as epoch seconds and an
+        offset-less value in the session time zone. FHIR requires an offset whenever a time
+        is given, so a full date is read as midnight UTC and anything else without an
+        offset (or partial) is null. fakesnow lacks try_to_timestamp_tz: there the same
+        string goes through try_cast(... as timestamp_tz) (notes/snowflake-without-an-account.md).
+    -#}
+    {%- set value = fhir_elt.snowflake_variant_path(column, path) ~ '::string' -%}
+    {%- set parse = 'try_cast({} as timestamp_tz)' if target.name == 'fakesnow' else 'try_to_timestamp_tz({})' -%}
+    case
+        when regexp_like({{ value }}, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
+            then {{ parse.format(value ~ " || 'T00:00:00+00:00'") }}::timestamp_ntz
+        when regexp_like({{ value }}, '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})')
+            then convert_timezone('UTC', {{ parse.format(value) }})::timestamp_ntz
+    end
 {%- endmacro %}

@@ -132,14 +132,19 @@ def test_phi_only_in_restricted_or_staging(manifest: dict) -> None:
 def test_layers_use_their_schemas(manifest: dict) -> None:
     expected = {
         "staging": ("view", "staging"),
+        # resource staging parses JSON: incremental tables (dbt_project.yml, staging/fhir)
+        "staging/fhir": ("incremental", "staging"),
         "canonical": ("table", "canonical"),
         "restricted": ("table", "restricted"),
         "marts": ("table", "marts"),
+        "alerts": ("view", "alerts"),
+        "operations": ("table", "operations"),
     }
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model":
             continue
-        materialized, schema = expected[node["fqn"][1]]
+        folder = node["fqn"][1]
+        materialized, schema = expected.get(f"{folder}/{node['fqn'][2]}", expected[folder])
         assert node["config"]["materialized"] == materialized, node["name"]
         assert node["schema"] == schema, node["name"]
 

@@ -3,7 +3,9 @@
 What this proves
     * The whole project compiles for ``--target snowflake``: every model, the snapshot and every
       data test renders with the ``snowflake__`` versions of the cross-database macros.
-    * Every compiled statement parses as Snowflake SQL (sqlglot, ``read="snowflake"``).
+    * Every compiled statement parses as Snowflake SQL, with two parsers: sqlglot
+      (``read="snowflake"``) and sqlfluff's Snowflake dialect (``tests/integration/
+      snowflake_sql_check.py``).
     * No unknown function remains (sqlglot ``exp.Anonymous``), except the explicit allowlist of
       real Snowflake functions sqlglot does not model (``ALLOWED_UNKNOWN_FUNCTIONS``).
     * No DuckDB-only construct leaks into Snowflake SQL: ``json_extract_string``, ``json_each``,
@@ -25,55 +27,29 @@ What it cannot prove
 How dbt compiles without a connection
     ``dbt compile`` normally opens a connection for introspective queries and for the relation
     cache. ``--no-introspect --no-populate-cache`` removes both (measured with dbt-core 1.11 and
-    dbt-snowflake 1.12). ``snowflake.connector.connect`` is patched to raise, so if a future dbt
-    version connects anyway the test fails at once instead of waiting on the network. The
-    credentials are dummies; the target path and log path are temporary directories.
+    dbt-snowflake 1.12). ``is_incremental()`` (the incremental staging models) still asks whether
+    the model's table exists: ``get_relation`` is patched to answer "it does", so those models
+    compile their incremental branch, which is the first build's SQL plus the filter on newer
+    loads (``fhir_loaded_since_last_build``). Their pre-hooks are rendered only when dbt runs
+    them: ``test_dbt_fakesnow.py`` checks the ones it ran. ``snowflake.connector.connect`` is
+    patched to raise, so if a future dbt version connects anyway the test fails at once instead
+    of waiting on the network. The credentials are dummies; the target path and log path are
+    temporary directories.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from unittest import mock
 
 import pytest
-import sqlglot
-from sqlglot import exp
-from sqlglot.dialects.snowflake import Snowflake
-from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
+
+from tests.integration.snowflake_sql_check import snowflake_sql_problems, sqlfluff_problems
 
 REPO = Path(__file__).resolve().parents[2]
-
-# Real Snowflake functions that sqlglot parses as exp.Anonymous (it does not model them). Add a
-# name here only after checking the Snowflake documentation; anything else unknown fails.
-ALLOWED_UNKNOWN_FUNCTIONS = frozenset(
-    {
-        # TRY_TO_TIMESTAMP_TZ: https://docs.snowflake.com/en/sql-reference/functions/try_to_timestamp
-        "try_to_timestamp_tz",
-    }
-)
-
-# DuckDB functions that do not exist in Snowflake. sqlglot knows several of them (json_extract,
-# regexp_extract, string_agg, unnest...) and parses them under the Snowflake dialect without
-# complaint, so the unknown-function check alone would miss them; all are named here so the
-# failure says what is wrong.
-DUCKDB_ONLY_FUNCTIONS = frozenset(
-    {
-        "json_extract_string",
-        "json_extract",  # Snowflake: col:path / get_path()
-        "json_each",  # Snowflake: lateral flatten()
-        "json_tree",
-        "list_filter",  # Snowflake: filter()
-        "list_transform",
-        "regexp_extract",  # Snowflake: regexp_substr()
-        "regexp_matches",
-        "string_agg",  # Snowflake: listagg()
-        "strftime",
-        "unnest",
-    }
-)
 
 # snowflake__ macros that no compiled model, snapshot or data test calls, with the reason.
 SNOWFLAKE_MACROS_NOT_COMPILED = {
@@ -81,6 +57,14 @@ SNOWFLAKE_MACROS_NOT_COMPILED = {
     # fhir_optional_source() only when a raw table is missing, which compiling without
     # introspection never checks (it reads the source as is).
     "snowflake__json_literal",
+    # macros/fakesnow_compat.sql: overrides of dbt-snowflake's materialization macros (DDL and
+    # DML around the select bodies), active on the fakesnow target only; on the snowflake target
+    # they return dbt-snowflake's own SQL. Exercised by test_dbt_fakesnow.py.
+    "snowflake__create_table_temporary_sql",
+    "snowflake__create_view_as_with_temp_flag",
+    "snowflake__get_merge_sql",
+    "snowflake__post_snapshot",
+    "snowflake__snapshot_merge_sql",
 }
 
 DUMMY_ENV = {
@@ -102,58 +86,6 @@ DUMMY_ENV = {
 # --------------------------------------------------------------------------------------------
 # The checker
 # --------------------------------------------------------------------------------------------
-
-_LITERAL_TOKENS = {
-    TokenType.STRING,
-    TokenType.RAW_STRING,
-    TokenType.NATIONAL_STRING,
-    TokenType.HEREDOC_STRING,
-    TokenType.BIT_STRING,
-    TokenType.HEX_STRING,
-    TokenType.BYTE_STRING,
-}
-
-
-def snowflake_sql_problems(sql: str) -> list[str]:
-    """Why ``sql`` is not plausible Snowflake SQL (empty list: no problem found)."""
-    if not (sql or "").strip():
-        return ["no SQL (the node compiled to nothing)"]
-    try:
-        tokens = Snowflake().tokenize(sql)
-        statements = [s for s in sqlglot.parse(sql, read="snowflake") if s is not None]
-    except (ParseError, TokenError) as error:
-        return [f"does not parse as Snowflake SQL: {str(error).splitlines()[0]}"]
-
-    # Token scan: string literals and comments are not tokens, so text inside them is ignored.
-    found: dict[str, list[int]] = {}
-    for token, following in zip(tokens, [*tokens[1:], None], strict=True):
-        name = token.text.lower()
-        is_call = following is not None and following.token_type == TokenType.L_PAREN
-        if token.token_type not in _LITERAL_TOKENS and is_call and name in DUCKDB_ONLY_FUNCTIONS:
-            found.setdefault(f"DuckDB-only function {name}()", []).append(token.line)
-        if token.token_type == TokenType.DARROW:
-            found.setdefault("DuckDB JSON operator ->>", []).append(token.line)
-        # Snowflake uses -> only for lambdas (filter(arr, x -> ...)); `json -> '$.path'` is DuckDB.
-        if (
-            token.token_type == TokenType.ARROW
-            and following is not None
-            and following.token_type in _LITERAL_TOKENS
-        ):
-            found.setdefault("DuckDB JSON operator -> '<path>'", []).append(token.line)
-    problems = {
-        f"{problem} (compiled SQL line {', '.join(map(str, sorted(set(lines))))})"
-        for problem, lines in found.items()
-    }
-
-    for statement in statements:
-        for function in statement.find_all(exp.Anonymous):
-            if function.name.lower() not in ALLOWED_UNKNOWN_FUNCTIONS:
-                problems.add(f"function unknown to sqlglot's Snowflake dialect: {function.name}")
-        for data_type in statement.find_all(exp.DataType):
-            if data_type.this == exp.DataType.Type.JSON:
-                problems.add("type json (DuckDB); Snowflake uses variant / parse_json()")
-    return sorted(problems)
-
 
 GOOD_SNOWFLAKE_SQL = """
 select
@@ -192,6 +124,22 @@ def test_checker_rejects_non_snowflake_sql(sql: str, expected: str) -> None:
     assert any(expected in problem for problem in problems), problems
 
 
+def test_sqlfluff_check_accepts_snowflake_sql() -> None:
+    assert sqlfluff_problems(GOOD_SNOWFLAKE_SQL) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select x ->> '$.a' from t",  # DuckDB JSON operator
+        "select (x from t",
+        "select a from t where",
+    ],
+)
+def test_sqlfluff_check_rejects_non_snowflake_sql(sql: str) -> None:
+    assert sqlfluff_problems(sql), sql
+
+
 # --------------------------------------------------------------------------------------------
 # The compiled project
 # --------------------------------------------------------------------------------------------
@@ -217,7 +165,15 @@ def _failure_report(result: object) -> str:
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The manifest of ``dbt compile --target snowflake``, compiled without any connection."""
     pytest.importorskip("dbt.adapters.snowflake", reason="dbt-snowflake is not installed")
+    from dbt.adapters.snowflake import SnowflakeAdapter, SnowflakeRelation
     from dbt.cli.main import dbtRunner
+
+    def _existing_table(
+        adapter: object, database: str, schema: str, identifier: str
+    ) -> SnowflakeRelation:
+        return SnowflakeRelation.create(
+            database=database, schema=schema, identifier=identifier, type="table"
+        )
 
     target_path = tmp_path_factory.mktemp("dbt_snowflake_compile")
     args = [
@@ -240,6 +196,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with (
         mock.patch.dict(os.environ, DUMMY_ENV),
         mock.patch("snowflake.connector.connect", side_effect=_refuse_to_connect) as connect,
+        # is_incremental() asks whether the model's table exists: "every table exists", so
+        # incremental models compile their incremental branch (a superset of the first build's)
+        mock.patch.object(SnowflakeAdapter, "get_relation", new=_existing_table),
     ):
         result = dbtRunner().invoke(args)
     assert connect.call_count == 0, "dbt compile opened a Snowflake connection"
@@ -271,6 +230,19 @@ def test_project_compiles_for_snowflake(manifest: dict) -> None:
     assert {n["resource_type"] for n in nodes} == set(COMPILED_RESOURCE_TYPES)
 
 
+def test_incremental_models_compile_their_incremental_branch(manifest: dict) -> None:
+    incremental = {
+        node["name"]: node["compiled_code"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    }
+    assert len(incremental) >= 14, sorted(incremental)
+    unfiltered = [
+        name for name, sql in incremental.items() if "cast(_dlt_load_id as double) >" not in sql
+    ]
+    assert not unfiltered, f"compiled without the incremental filter: {unfiltered}"
+
+
 def test_compiled_sql_is_snowflake_sql(manifest: dict) -> None:
     failures = {
         name: problems
@@ -281,6 +253,42 @@ def test_compiled_sql_is_snowflake_sql(manifest: dict) -> None:
         f"{name}:\n    " + "\n    ".join(problems) for name, problems in sorted(failures.items())
     )
     assert not failures, f"{len(failures)} compiled Snowflake node(s) with problems:\n{report}"
+
+
+# sqlfluff takes about a second per 5 KB of SQL, so it parses each model, snapshot and singular
+# test, but one instance of each generic test (the others differ only in table and column
+# names), and skips nodes above the size the project's own lint skips (.sqlfluff
+# large_file_skip_byte_limit); sqlglot above still checks every node.
+SQLFLUFF_MAX_BYTES = 40_000
+
+
+def _sqlfluff_sample(manifest: dict) -> dict[str, str]:
+    sample: dict[str, str] = {}
+    seen_generic: set[tuple[str, str]] = set()
+    for name, sql in sorted(_compiled_nodes(manifest).items()):
+        node = manifest["nodes"][name.rsplit("[", 1)[1].rstrip("]")]
+        generic = node.get("test_metadata")
+        if generic:
+            kind = (generic.get("namespace") or "", generic["name"])
+            if kind in seen_generic:
+                continue
+            seen_generic.add(kind)
+        if len(sql.encode()) <= SQLFLUFF_MAX_BYTES:
+            sample[name] = sql
+    return sample
+
+
+def test_compiled_sql_parses_with_sqlfluff_snowflake_dialect(manifest: dict) -> None:
+    sample = _sqlfluff_sample(manifest)
+    models = [name for name in sample if "[model." in name]
+    assert len(models) >= len(_compiled_nodes(manifest)) // 20, "too few models sampled"
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(sample, pool.map(sqlfluff_problems, sample.values()), strict=True))
+    failures = {name: problems for name, problems in results.items() if problems}
+    report = "\n".join(
+        f"{name}:\n    " + "\n    ".join(problems) for name, problems in sorted(failures.items())
+    )
+    assert not failures, f"{len(failures)} compiled node(s) sqlfluff cannot parse:\n{report}"
 
 
 def test_every_snowflake_macro_is_compiled(manifest: dict) -> None:

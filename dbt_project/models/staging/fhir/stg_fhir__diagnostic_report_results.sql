@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key='diagnostic_report_source_key',
+        pre_hook="{{ fhir_delete_changed_resources(source('fhir', 'diagnostic_report'), 'diagnostic_report_source_key') }}",
+    )
+}}
+
 with
 
 source as (
@@ -6,9 +13,18 @@ source as (
 
 ),
 
+loaded_since_last_build as (
+
+    select * from source
+    {% if is_incremental() %}
+        where {{ fhir_loaded_since_last_build() }}
+    {% endif %}
+
+),
+
 current_diagnostic_reports as (
 
-    {{ fhir_current_versions('source') }}
+    {{ fhir_current_versions('loaded_since_last_build') }}
 
 ),
 
@@ -18,6 +34,7 @@ results as (
         current_diagnostic_reports.source_system,
         current_diagnostic_reports.id,
         current_diagnostic_reports.last_updated,
+        current_diagnostic_reports._dlt_load_id,
         {{ flattened_index('report_results') }} as result_index,
         {{ flattened_value('report_results') }} as result_reference
     from current_diagnostic_reports
@@ -42,7 +59,8 @@ final as (
         {{ fhir_reference('result_reference', '', 'type') }} as result_type,
 
         ---------- record metadata
-        {{ to_utc_timestamp('last_updated') }} as last_updated_at
+        {{ to_utc_timestamp('last_updated') }} as last_updated_at,
+        _dlt_load_id
 
     from results
 

@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key='medication_request_source_key',
+        pre_hook="{{ fhir_delete_changed_resources(source('fhir', 'medication_request'), 'medication_request_source_key') }}",
+    )
+}}
+
 with
 
 source as (
@@ -6,9 +13,18 @@ source as (
 
 ),
 
+loaded_since_last_build as (
+
+    select * from source
+    {% if is_incremental() %}
+        where {{ fhir_loaded_since_last_build() }}
+    {% endif %}
+
+),
+
 current_medication_requests as (
 
-    {{ fhir_current_versions('source') }}
+    {{ fhir_current_versions('loaded_since_last_build') }}
 
 ),
 
@@ -59,7 +75,8 @@ final as (
         version_id,
         {{ to_utc_timestamp('last_updated') }} as last_updated_at,
         {{ to_utc_timestamp('fetched_at') }} as fetched_at,
-        landing_file
+        landing_file,
+        _dlt_load_id
 
     from current_medication_requests
 

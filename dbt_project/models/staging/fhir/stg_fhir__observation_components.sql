@@ -1,3 +1,10 @@
+{{
+    config(
+        unique_key='observation_source_key',
+        pre_hook="{{ fhir_delete_changed_resources(source('fhir', 'observation'), 'observation_source_key') }}",
+    )
+}}
+
 with
 
 source as (
@@ -6,9 +13,18 @@ source as (
 
 ),
 
+loaded_since_last_build as (
+
+    select * from source
+    {% if is_incremental() %}
+        where {{ fhir_loaded_since_last_build() }}
+    {% endif %}
+
+),
+
 current_observations as (
 
-    {{ fhir_current_versions('source') }}
+    {{ fhir_current_versions('loaded_since_last_build') }}
 
 ),
 
@@ -20,6 +36,7 @@ components as (
         current_observations.resource,
         current_observations.version_id,
         current_observations.last_updated,
+        current_observations._dlt_load_id,
         {{ flattened_index('observation_components') }} as component_index,
         {{ flattened_value('observation_components') }} as component
     from current_observations
@@ -68,7 +85,8 @@ final as (
 
         ---------- record metadata
         version_id,
-        {{ to_utc_timestamp('last_updated') }} as last_updated_at
+        {{ to_utc_timestamp('last_updated') }} as last_updated_at,
+        _dlt_load_id
 
     from components
 

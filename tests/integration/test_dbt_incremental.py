@@ -1,0 +1,325 @@
+"""Incremental staging builds what a full rebuild builds, through updates, late data and deletes.
+
+On DuckDB, with the loader (``load files``) and dbt in child processes:
+
+1. batch 1 (synthetic, ``PATIENTS``) is loaded and built (``dbt build``, data tests aside);
+2. batch 2 is loaded: new versions (encounter status, patient gender, an observation's value, a
+   blood-pressure panel with one component fewer, a resolved condition), a *late-arriving older
+   version* of an encounter (the loader's version filter must refuse it), a *late-arriving
+   resource*: an encounter never seen before whose lastUpdated is two years old (a filter on
+   lastUpdated would miss it), and new patients. Then a panel observation and a condition are
+   deleted (``is_deleted``) by a later load. The loader has no delete path yet, so that load is
+   written the way the raw contract describes it: the raw row replaced by a tombstone with a
+   newer ``_dlt_load_id`` and ``version_sort_key``;
+3. ``dbt build`` again: the incremental staging models read only those loads;
+4. the warehouse is copied and rebuilt with ``--full-refresh``; every staging, canonical,
+   restricted and mart model must hold exactly the same rows in both;
+5. on another copy, the incremental models are built again with ``incremental_lookback_hours``
+   reaching back over both batches (everything read again): still identical, so reading rows
+   again never duplicates them.
+
+Before step 3, one resource's raw row is changed in place *without* a new load id: the
+incremental build must not see it (it reads only newer loads), which shows the build really is
+incremental; the row is restored before the full rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from loaders.load_files import load_files
+from loaders.settings import LoadSettings
+from loaders.synthetic import GenerateOptions, generate
+from tests.integration.dbt_support import (
+    AS_OF,
+    BUILD_METADATA_COLUMNS,
+    OK_STATUSES,
+    finish_dbt_subprocess,
+    models_in,
+    new_version,
+    read_manifest,
+    read_ndjson,
+    start_dbt_subprocess,
+    table_differences,
+    write_ndjson,
+)
+
+PATIENTS = 12
+SEED = 31
+NEW_PATIENTS_SEED = 32
+DBT_VARS = {"as_of": AS_OF}
+MODELS = ["--exclude-resource-type", "test", "unit_test"]
+
+
+def _start_build(warehouse: Path, target: Path, *extra: str, lookback: float = 0) -> Any:
+    variables = json.dumps({**DBT_VARS, "incremental_lookback_hours": lookback})
+    return start_dbt_subprocess(
+        ["build", *MODELS, "--vars", variables, *extra],
+        target,
+        {"FHIR_ELT_DUCKDB_PATH": str(warehouse)},
+    )
+
+
+def _finish_build(process: Any, target: Path) -> None:
+    returncode, output, results = finish_dbt_subprocess(process, target)
+    assert returncode == 0, output[-4000:]
+    assert {r["status"] for r in results} <= OK_STATUSES
+
+
+def _build(warehouse: Path, target: Path, *extra: str) -> None:
+    _finish_build(_start_build(warehouse, target, *extra), target)
+
+
+def _query(warehouse: Path, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql, parameters or []).fetchall()
+
+
+def _execute(warehouse: Path, sql: str, parameters: list[Any] | None = None) -> None:
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(sql, parameters or [])
+
+
+def _second_batch(first: Path, out: Path) -> dict[str, Any]:
+    """Write batch 2 under ``out``; returns what each change is expected to do."""
+    now = datetime.now(UTC)
+    encounters = read_ndjson(first / "Encounter.ndjson")
+    finished = [e for e in encounters if e["status"] == "finished"]
+    cancelled, late_older, template = finished[0], finished[1], finished[2]
+    late_resource = {
+        **template,
+        "id": "late-arriving-encounter",
+        "meta": {"versionId": "1", "lastUpdated": (now - timedelta(days=730)).isoformat()},
+    }
+    write_ndjson(
+        out,
+        "Encounter",
+        [
+            new_version(cancelled, status="cancelled"),
+            # older than what is stored: must never replace it
+            new_version(
+                late_older, last_updated=datetime(2001, 1, 1, tzinfo=UTC), status="planned"
+            ),
+            late_resource,
+        ],
+    )
+    patient = read_ndjson(first / "Patient.ndjson")[0]
+    new_gender = "female" if patient.get("gender") == "male" else "male"
+    write_ndjson(out, "Patient", [new_version(patient, gender=new_gender)])
+
+    observations = read_ndjson(first / "Observation.ndjson")
+    panels = [o for o in observations if len(o.get("component", [])) > 1]
+    shortened, deleted_panel = panels[0], panels[1]
+    valued = next(
+        o
+        for o in observations
+        if "valueQuantity" in o and o["id"] not in (shortened["id"], deleted_panel["id"])
+    )
+    value = {**valued["valueQuantity"], "value": 12345.5}
+    write_ndjson(
+        out,
+        "Observation",
+        [
+            new_version(shortened, component=shortened["component"][:1]),
+            new_version(valued, valueQuantity=value),
+        ],
+    )
+    conditions = read_ndjson(first / "Condition.ndjson")
+    resolved, deleted_condition = conditions[0], conditions[1]
+    clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    write_ndjson(
+        out,
+        "Condition",
+        [
+            new_version(
+                resolved, clinicalStatus={"coding": [{"system": clinical, "code": "resolved"}]}
+            )
+        ],
+    )
+    generate(GenerateOptions(patients=2, seed=NEW_PATIENTS_SEED, out=out / "new_patients"))
+    return {
+        "cancelled": cancelled["id"],
+        "late_older": (late_older["id"], late_older["status"]),
+        "late_resource": late_resource["id"],
+        "patient": (patient["id"], new_gender),
+        "shortened": shortened["id"],
+        "valued": valued["id"],
+        "resolved": resolved["id"],
+        "deleted_panel": deleted_panel["id"],
+        "deleted_condition": deleted_condition["id"],
+    }
+
+
+def _delete_in_a_later_load(warehouse: Path, table: str, resource_id: str) -> None:
+    """What a loader's delete does to the raw table: a tombstone from a newer load."""
+    load_id = f"{time.time():.6f}"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    _execute(
+        warehouse,
+        f"update raw_fhir.{table} set is_deleted = true, _dlt_load_id = ?, "
+        "last_updated = now(), version_sort_key = ? || '|999999999999|deleted' where id = ?",
+        [load_id, stamp, resource_id],
+    )
+
+
+def _model_rows(warehouse: Path, model: dict[str, Any]) -> list[tuple]:
+    columns = [
+        name
+        for (name,) in _query(
+            warehouse,
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [model["schema"], model["alias"]],
+        )
+        if name not in BUILD_METADATA_COLUMNS
+    ]
+    listed = ", ".join(f'"{column}"' for column in columns)
+    return _query(warehouse, f'select {listed} from "{model["schema"]}"."{model["alias"]}"')
+
+
+def _differences(left: Path, right: Path, models: list[dict[str, Any]]) -> dict[str, list[str]]:
+    found = {}
+    for model in models:
+        problems = table_differences(_model_rows(left, model), _model_rows(right, model))
+        if problems:
+            found[model["name"]] = problems
+    return found
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    base = tmp_path_factory.mktemp("dbt_incremental")
+    generate(GenerateOptions(patients=PATIENTS, seed=SEED, out=base / "batch1"))
+    settings = LoadSettings(
+        duckdb_path=base / "incremental" / "fhir.duckdb",
+        landing_root=base / "landing",
+        source_system="incremental",
+    )
+    warehouse, target = settings.duckdb_path, base / "target"
+    load_files(base / "batch1", settings)
+    _build(warehouse, target)
+
+    # changed in place, no new load: an incremental build must not read it
+    untouched = _query(warehouse, "select id from raw_fhir.practitioner order by id limit 1")[0][0]
+    original = _query(
+        warehouse,
+        "select cast(resource as varchar) from raw_fhir.practitioner where id = ?",
+        [untouched],
+    )[0][0]
+    _execute(
+        warehouse,
+        "update raw_fhir.practitioner set resource = json_merge_patch(resource, ?) where id = ?",
+        ['{"gender": "unknown-in-place"}', untouched],
+    )
+
+    expected = _second_batch(base / "batch1", base / "batch2")
+    report = load_files(base / "batch2", settings)
+    _delete_in_a_later_load(warehouse, "observation", expected["deleted_panel"])
+    _delete_in_a_later_load(warehouse, "condition", expected["deleted_condition"])
+    _build(warehouse, target)
+
+    in_place_seen = _query(
+        warehouse,
+        "select gender_code from staging.stg_fhir__practitioners where practitioner_id = ?",
+        [untouched],
+    )
+    _execute(
+        warehouse,
+        "update raw_fhir.practitioner set resource = cast(? as json) where id = ?",
+        [original, untouched],
+    )
+
+    # on two copies at once: a full rebuild, and the incremental models reading both batches
+    # again (a lookback over them); the incremental warehouse itself is kept as built
+    full, again = base / "full" / "fhir.duckdb", base / "again" / "fhir.duckdb"
+    for copy in (full, again):
+        copy.parent.mkdir()
+        shutil.copy(warehouse, copy)
+    again_target = base / "target_again"
+    rebuild = _start_build(full, target, "--full-refresh")
+    reread = _start_build(again, again_target, "--select", "staging.fhir", lookback=48)
+    _finish_build(rebuild, target)
+    _finish_build(reread, again_target)
+    manifest = read_manifest(target)
+    yield {
+        "incremental": warehouse,
+        "full": full,
+        "again": again,
+        "manifest": manifest,
+        "expected": expected,
+        "report": report,
+        "in_place_seen": in_place_seen,
+    }
+
+
+def test_the_incremental_build_reads_only_newer_loads(warehouses: dict[str, Any]) -> None:
+    # the raw row changed without a new load id was not read again
+    assert warehouses["in_place_seen"] and warehouses["in_place_seen"][0][0] != "unknown-in-place"
+
+
+def test_incremental_build_equals_a_full_rebuild(warehouses: dict[str, Any]) -> None:
+    models = models_in(warehouses["manifest"], "staging", "canonical", "restricted", "marts")
+    incremental = [m for m in models if m["config"]["materialized"] == "incremental"]
+    assert len(incremental) >= 14
+    differences = _differences(warehouses["incremental"], warehouses["full"], models)
+    assert not differences, json.dumps(differences, indent=1, default=str)
+
+
+def test_updates_late_data_and_deletes_are_applied(warehouses: dict[str, Any]) -> None:
+    warehouse, expected = warehouses["incremental"], warehouses["expected"]
+
+    def one(sql: str, *parameters: Any) -> list[tuple]:
+        return _query(warehouse, sql, list(parameters))
+
+    assert one(
+        "select encounter_status from staging.stg_fhir__encounters where encounter_id = ?",
+        expected["cancelled"],
+    ) == [("cancelled",)]
+    late_id, late_status = expected["late_older"]
+    assert one(
+        "select encounter_status from staging.stg_fhir__encounters where encounter_id = ?", late_id
+    ) == [(late_status,)], "a late-arriving older version replaced the current one"
+    assert warehouses["report"].run.resources_unchanged >= 1  # the loader refused it
+    assert one(
+        "select count(*) from staging.stg_fhir__encounters where encounter_id = ?",
+        expected["late_resource"],
+    ) == [(1,)], "a late-arriving resource (old lastUpdated) was missed"
+    patient_id, gender = expected["patient"]
+    assert one(
+        "select gender_code from staging.stg_fhir__patients where patient_id = ?", patient_id
+    ) == [(gender,)]
+    assert one(
+        "select value_quantity from staging.stg_fhir__observations where observation_id = ?",
+        expected["valued"],
+    ) == [(12345.5,)]
+    assert one(
+        "select count(*) from staging.stg_fhir__observation_components where observation_id = ?",
+        expected["shortened"],
+    ) == [(1,)], "the component removed by the new version is still there"
+    assert one(
+        "select clinical_status_code from staging.stg_fhir__conditions where condition_id = ?",
+        expected["resolved"],
+    ) == [("resolved",)]
+    for table, column, deleted in (
+        ("stg_fhir__observations", "observation_id", expected["deleted_panel"]),
+        ("stg_fhir__observation_components", "observation_id", expected["deleted_panel"]),
+        ("stg_fhir__conditions", "condition_id", expected["deleted_condition"]),
+    ):
+        assert one(f"select count(*) from staging.{table} where {column} = ?", deleted) == [(0,)], (
+            f"deleted resource still in {table}"
+        )
+
+
+def test_reading_loads_again_never_duplicates_rows(warehouses: dict[str, Any]) -> None:
+    staging = models_in(warehouses["manifest"], "staging")
+    differences = _differences(warehouses["again"], warehouses["full"], staging)
+    assert not differences, json.dumps(differences, indent=1, default=str)
