@@ -71,7 +71,7 @@ final as (
         ---------- measures (null unless the period is valid and closed)
         case
             when has_valid_period and ended_at is not null
-                then {{ dbt.datediff('started_at', 'ended_at', 'minute') }}
+                then {{ dbt.datediff('started_at', 'ended_at', 'minute') }}  -- noqa: LT02,LT05
                     / 60.0
         end as length_of_stay_hours,
         -- inpatient days = midnights spent (a same-day stay counts 0)

@@ -9,7 +9,11 @@ encounters as (
 reportable_encounters as (
 
     -- future-dated encounters and encounters without a start are data errors, not volume
-    select *
+    select
+        *,
+        coalesce(encounter_class_code, 'unknown') as volume_class_code,
+        coalesce(organization_id, 'unknown') as volume_organization_id,
+        coalesce(location_id, 'unknown') as volume_location_id
     from encounters
     where
         started_at is not null
@@ -17,22 +21,17 @@ reportable_encounters as (
 
 ),
 
-daily_volume as (
+weekly_volume as (
 
     select
-        start_date as encounter_date,
+        cast({{ dbt.date_trunc('week', 'started_at') }} as date) as week_start_date,
         source_system,
-        coalesce(encounter_class_code, 'unknown') as encounter_class_code,
-        coalesce(organization_id, 'unknown') as organization_id,
-        count(*) as encounter_count,
-        count(distinct patient_key) as patient_count,
-        sum(case when is_inpatient then 1 else 0 end) as inpatient_encounter_count,
-        sum(case when is_emergency then 1 else 0 end) as emergency_encounter_count,
-        sum(coalesce(inpatient_days, 0)) as inpatient_days,
-        avg(length_of_stay_hours) as avg_length_of_stay_hours,
-        sum(case when has_valid_period then 0 else 1 end) as invalid_period_count
+        volume_class_code as encounter_class_code,
+        volume_organization_id as organization_id,
+        volume_location_id as location_id,
+        {{ encounter_volume_measures() }}
     from reportable_encounters
-    group by 1, 2, 3, 4
+    group by 1, 2, 3, 4, 5
 
 ),
 
@@ -40,10 +39,11 @@ final as (
 
     select
         ---------- grain
-        cast(encounter_date as date) as encounter_date,
+        cast(week_start_date as date) as week_start_date,
         cast(source_system as varchar) as source_system,
         cast(encounter_class_code as varchar) as encounter_class_code,
         cast(organization_id as varchar) as organization_id,
+        cast(location_id as varchar) as location_id,
 
         ---------- measures
         cast(encounter_count as bigint) as encounter_count,
@@ -53,7 +53,7 @@ final as (
         cast(inpatient_days as bigint) as inpatient_days,
         cast(avg_length_of_stay_hours as double) as avg_length_of_stay_hours,
         cast(invalid_period_count as bigint) as invalid_period_count
-    from daily_volume
+    from weekly_volume
 
 )
 
