@@ -15,7 +15,7 @@ DEMO_PATIENTS ?= 1000
 DEMO_SEED ?= 42
 DEMO_DIR ?= demo_data
 
-.PHONY: help setup demo test test-fast lint docs bench-rest clean
+.PHONY: help setup demo test test-fast lint docs bench bench-rest bench-bulk bench-dbt clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,18 +53,30 @@ test: $(INSTALLED) ## run every test (unit, integration, end to end)
 test-fast: $(INSTALLED) ## run the unit tests only
 	$(BIN)/pytest tests/unit -q
 
-lint: $(INSTALLED) ## ruff on Python, sqlfluff on dbt SQL, pip check
+lint: $(INSTALLED) ## ruff on Python, sqlfluff on dbt SQL, workflow schema, pip check
 	$(BIN)/ruff check loaders tests
 	$(BIN)/ruff format --check loaders tests
 	$(BIN)/sqlfluff lint dbt_project --processes 2
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/pip check
 
 docs: $(INSTALLED) ## build the dbt docs site into target/ (needs a loaded warehouse: make demo)
 	$(DBT) docs generate
 	@echo "docs: open target/index.html, or run: DBT_PROFILES_DIR=profiles $(DBT) docs serve"
 
+BENCH_RESOURCES ?= 100000
+
+bench: $(INSTALLED) ## load + dbt benchmark vs the DuckDB floor (BENCH_RESOURCES=1000000 for the full run)
+	PYTHONPATH=. $(BIN)/python bench/load_bench.py --resources $(BENCH_RESOURCES)
+
 bench-rest: $(INSTALLED) ## time a 10,000-resource REST backfill with and without faults; rate vs budget
 	PYTHONPATH=. $(BIN)/python bench/rest_backfill.py
+
+bench-dbt: $(INSTALLED) ## time dbt build after a 1%-changed load against a full build (f/e)
+	PYTHONPATH=. $(BIN)/python bench/dbt_incremental.py
+
+bench-bulk: $(INSTALLED) ## time a 100,000-resource Bulk Data export end to end; peak memory
+	PYTHONPATH=. $(BIN)/python bench/bulk_export.py
 
 clean: ## remove the warehouse, landing zone, demo data and dbt artefacts (keeps .venv)
 	rm -rf warehouse landing $(DEMO_DIR) target logs

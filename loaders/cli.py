@@ -5,11 +5,23 @@ Commands:
     load files   land and merge FHIR files into the raw tables
     load rest    incremental sync from a FHIR server's REST search (per-type cursors)
     backfill     pull a date range from a FHIR server, window by window, resumable
+    load bulk    run or resume a FHIR Bulk Data $export (kick-off, poll, download, merge)
+    export cancel  cancel a Bulk Data export job in flight (DELETE on its status URL)
     summary      print what is in the warehouse and how the last dbt run went
+    status       freshness and lag per source and type, last runs, open quarantine and drift
+    doctor       check a REST source's configuration, secrets, server, auth and warehouse
+    alerts       evaluate the dbt alert models; exit 1 (and post to a webhook) when any is open
+    notify       post a PHI-free notice to the alert webhook (scheduled-job failures)
+    storage      push/pull the landing zone (and a DuckDB warehouse) to/from object storage
+    reconcile    compare a REST source's counts per type and window with the warehouse,
+                 repair differing windows within a budget, mark resources gone from the source
+                 deleted, record every check in raw_fhir.reconciliation_checks
 
 Exit codes: 0 success; 1 an error stopped the command (or, for REST, stopped a resource type);
 2 bad usage; 3 the load finished but some resources were quarantined; 4 paused (Ctrl-C or
-SIGTERM): run the same command again to resume.
+SIGTERM), or (load bulk) the export job is still running on the server: run the same command
+again to resume; 5 (reconcile) differences remain after repair or were left over the repair
+budget (listed on stderr and in raw_fhir.reconciliation_checks).
 """
 
 from __future__ import annotations
@@ -21,8 +33,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loaders.bulk import cli as bulk_cli
 from loaders.exceptions import FhirEltError
 from loaders.log_redaction import configure_logging
+from loaders.ops import commands as ops_commands
 
 
 def _as_of(value: str) -> datetime:
@@ -33,6 +47,12 @@ def _as_of(value: str) -> datetime:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fhir-elt", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="JSON or text log lines (default: FHIR_ELT_LOG_FORMAT, else JSON unless a terminal)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write synthetic FHIR R4 data")
@@ -70,6 +90,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="sync types even if their schedule says not due"
     )
 
+    bulk_cli.add_parsers(commands, load_sources)
+
     backfill = commands.add_parser(
         "backfill", help="pull a date range from a FHIR REST server (resumable)"
     )
@@ -85,9 +107,42 @@ def _build_parser() -> argparse.ArgumentParser:
         help="end (ISO 8601, inclusive; default: the server's now, fixed for the job)",
     )
 
+    reconcile = commands.add_parser(
+        "reconcile", help="compare a REST source with the warehouse; repair; find deletions"
+    )
+    reconcile.add_argument(
+        "--source", required=True, help="source name: [sources.fhir_rest.<NAME>] in .dlt config"
+    )
+    reconcile.add_argument(
+        "--since", type=_as_of, default=None, metavar="DATE", help="start (exclusive; default: all)"
+    )
+    reconcile.add_argument(
+        "--until",
+        type=_as_of,
+        default=None,
+        metavar="DATE",
+        help="end (inclusive; default and upper limit: each type's sync cursor)",
+    )
+    reconcile.add_argument("--types", default=None, help="only these types (comma-separated)")
+    reconcile.add_argument(
+        "--repair-budget",
+        type=int,
+        default=20,
+        metavar="N",
+        help="repair at most N differing windows (largest first; 0: only report; default 20)",
+    )
+    reconcile.add_argument(
+        "--sweep-deletes",
+        action="store_true",
+        help="compare ids in every window (finds deletions that equal counts hide)",
+    )
+    reconcile.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    reconcile.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+
     summary = commands.add_parser("summary", help="summarise the warehouse and the last dbt run")
     summary.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     summary.add_argument("--target-dir", type=Path, default=Path("target"), help="dbt target/")
+    ops_commands.add_parsers(commands)
     return parser
 
 
@@ -103,6 +158,18 @@ def _add_rest_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what the run would request, then stop"
+    )
+    parser.add_argument(
+        "--max-requests", type=int, default=None, help="stop cleanly after this many requests"
+    )
+    parser.add_argument(
+        "--max-pages", type=int, default=None, help="stop cleanly after this many pages"
+    )
+    parser.add_argument(
+        "--report", type=Path, default=None, help="write the run report (JSON, no PHI) here"
     )
 
 
@@ -132,6 +199,8 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_load(args: argparse.Namespace) -> int:
+    if args.kind == "bulk":
+        return bulk_cli.run_load_bulk(args)
     return _run_rest(args) if args.kind == "rest" else _run_load_files(args)
 
 
@@ -140,6 +209,26 @@ def _run_rest(args: argparse.Namespace) -> int:
     from loaders.settings import LoadSettings
 
     settings = LoadSettings.resolve(duckdb_path=args.warehouse, landing_root=args.landing)
+    if args.dry_run:
+        from loaders.ops.dry_run import dry_run
+
+        print(
+            "\n".join(
+                dry_run(
+                    args.source,
+                    settings,
+                    group=getattr(args, "group", None),
+                    types=args.types,
+                    force=getattr(args, "force", False),
+                    since=getattr(args, "since", None),
+                    until=getattr(args, "until", None),
+                )
+            )
+        )
+        return 0
+    from loaders.ops.budgets import RunBudget
+    from loaders.ops.run_report import write_run_report
+
     report = run_rest(
         args.source,
         settings,
@@ -149,7 +238,12 @@ def _run_rest(args: argparse.Namespace) -> int:
         since=getattr(args, "since", None),
         until=getattr(args, "until", None),
         progress=args.progress,
+        budget=RunBudget.resolve(
+            args.source, max_requests=args.max_requests, max_pages=args.max_pages
+        ),
     )
+    if args.report:
+        write_run_report(args.report, report)
     out, err = report_lines(report)
     print("\n".join(out))
     if err:
@@ -188,6 +282,27 @@ def _run_load_files(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _run_reconcile(args: argparse.Namespace) -> int:
+    from loaders.reconcile import report_lines, run_reconcile
+    from loaders.settings import LoadSettings
+
+    settings = LoadSettings.resolve(duckdb_path=args.warehouse, landing_root=args.landing)
+    report = run_reconcile(
+        args.source,
+        settings,
+        since=args.since,
+        until=args.until,
+        types=args.types,
+        repair_budget=args.repair_budget,
+        sweep_deletes=args.sweep_deletes,
+    )
+    out, err = report_lines(report)
+    print("\n".join(out))
+    if err:
+        print("\n".join(err), file=sys.stderr)
+    return report.exit_code
+
+
 def _run_summary(args: argparse.Namespace) -> int:
     from loaders.settings import LoadSettings
     from loaders.summary import format_summary
@@ -200,12 +315,15 @@ def _run_summary(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _build_parser().parse_args(argv)
-    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING, args.log_format)
     handlers = {
         "generate": _run_generate,
         "load": _run_load,
         "backfill": _run_rest,
         "summary": _run_summary,
+        "export": bulk_cli.run_export,
+        **ops_commands.HANDLERS,
+        "reconcile": _run_reconcile,
     }
     try:
         return handlers[args.command](args)
