@@ -54,8 +54,8 @@ test-fast: $(INSTALLED) ## run the unit tests only
 	$(BIN)/pytest tests/unit -q
 
 lint: $(INSTALLED) ## ruff on Python, sqlfluff on dbt SQL, workflow schema, pip check
-	$(BIN)/ruff check loaders tests
-	$(BIN)/ruff format --check loaders tests
+	$(BIN)/ruff check loaders tests bench
+	$(BIN)/ruff format --check loaders tests bench
 	$(BIN)/sqlfluff lint dbt_project --processes 2
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/pip check

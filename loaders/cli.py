@@ -16,9 +16,13 @@ Commands:
     reconcile    compare a REST source's counts per type and window with the warehouse,
                  repair differing windows within a budget, mark resources gone from the source
                  deleted, record every check in raw_fhir.reconciliation_checks
+    replay       rebuild the raw tables from the landing zone alone (manifests verified first)
+    quarantine   list / show quarantined resources; retry them after a fix (list, show, retry)
+    retention    list (--apply: delete) landing pages and request_log rows past retention
 
 Exit codes: 0 success; 1 an error stopped the command (or, for REST, stopped a resource type);
-2 bad usage; 3 the load finished but some resources were quarantined; 4 paused (Ctrl-C or
+2 bad usage; 3 the load finished but some resources were quarantined (replay: some landed lines
+no longer parse; quarantine retry: some still fail); 4 paused (Ctrl-C or
 SIGTERM), or (load bulk) the export job is still running on the server: run the same command
 again to resume; 5 (reconcile) differences remain after repair or were left over the repair
 budget (listed on stderr and in raw_fhir.reconciliation_checks).
@@ -37,6 +41,10 @@ from loaders.bulk import cli as bulk_cli
 from loaders.exceptions import FhirEltError
 from loaders.log_redaction import configure_logging
 from loaders.ops import commands as ops_commands
+from loaders.quarantine import cli as quarantine_cli
+from loaders.replay import cli as replay_cli
+from loaders.retention import cli as retention_cli
+from loaders.settings import DESTINATIONS
 
 
 def _as_of(value: str) -> datetime:
@@ -82,6 +90,14 @@ def _build_parser() -> argparse.ArgumentParser:
     files.add_argument("--source-system", default=None, help="name of the source (default: files)")
     files.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     files.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+    add_destination_argument(files)
+    add_validation_argument(files)
+    files.add_argument(
+        "--reread",
+        action="store_true",
+        help="read every file again, even those an earlier successful run of this source "
+        "system loaded with the same content and nothing quarantined (skipped by default)",
+    )
 
     rest = load_sources.add_parser("rest", help="incremental sync from a FHIR REST server")
     _add_rest_arguments(rest)
@@ -143,7 +159,28 @@ def _build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     summary.add_argument("--target-dir", type=Path, default=Path("target"), help="dbt target/")
     ops_commands.add_parsers(commands)
+    replay_cli.add_parser(commands)
+    quarantine_cli.add_parser(commands)
+    retention_cli.add_parser(commands)
     return parser
+
+
+def add_destination_argument(parser: argparse.ArgumentParser) -> None:
+    """``--destination duckdb|snowflake`` (default: FHIR_ELT_DESTINATION, else duckdb)."""
+    parser.add_argument(
+        "--destination",
+        choices=DESTINATIONS,
+        default=None,
+        help="where the raw and operational tables go (default: FHIR_ELT_DESTINATION, "
+        "else duckdb); snowflake reads destination.snowflake.credentials from dlt config",
+    )
+
+
+def add_validation_argument(parser: argparse.ArgumentParser) -> None:
+    """``--validation off|sample:N|full`` (default: FHIR_ELT_VALIDATION, else off)."""
+    from loaders.validation.mode import VALIDATION_HELP
+
+    parser.add_argument("--validation", default=None, metavar="MODE", help=VALIDATION_HELP)
 
 
 def _add_rest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +190,8 @@ def _add_rest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--types", default=None, help="only these types (comma-separated)")
     parser.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     parser.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+    add_destination_argument(parser)
+    add_validation_argument(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -208,7 +247,12 @@ def _run_rest(args: argparse.Namespace) -> int:
     from loaders.rest.commands import report_lines, run_rest
     from loaders.settings import LoadSettings
 
-    settings = LoadSettings.resolve(duckdb_path=args.warehouse, landing_root=args.landing)
+    settings = LoadSettings.resolve(
+        duckdb_path=args.warehouse,
+        landing_root=args.landing,
+        destination=args.destination,
+        validation=args.validation,
+    )
     if args.dry_run:
         from loaders.ops.dry_run import dry_run
 
@@ -256,9 +300,13 @@ def _run_load_files(args: argparse.Namespace) -> int:
     from loaders.settings import LoadSettings
 
     settings = LoadSettings.resolve(
-        duckdb_path=args.warehouse, landing_root=args.landing, source_system=args.source_system
+        duckdb_path=args.warehouse,
+        landing_root=args.landing,
+        source_system=args.source_system,
+        destination=args.destination,
+        validation=args.validation,
     )
-    report = load_files(args.path, settings)
+    report = load_files(args.path, settings, skip_loaded_files=not args.reread)
     run = report.run
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else 0.0
     print(
@@ -271,6 +319,8 @@ def _run_load_files(args: argparse.Namespace) -> int:
     for resource_type, count in sorted(run.counts_by_type.items()):
         merged = run.merged_by_type.get(resource_type, 0)
         print(f"  {resource_type:<22}{count:>10,} landed{merged:>10,} merged")
+    if report.validator is not None:
+        print(report.validator.describe())
     for reject in report.rejects:
         print(reject.describe(), file=sys.stderr)
     if report.rejects:
@@ -324,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": bulk_cli.run_export,
         **ops_commands.HANDLERS,
         "reconcile": _run_reconcile,
+        "replay": replay_cli.run_replay,
+        "quarantine": quarantine_cli.run_quarantine,
+        "retention": retention_cli.run_retention,
     }
     try:
         return handlers[args.command](args)

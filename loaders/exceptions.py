@@ -8,7 +8,10 @@ The tree, so callers can catch at the depth they need::
     ├── LandingError                the landing zone cannot be written or read
     │   └── LandingIntegrityError   a landing file no longer matches its manifest row
     ├── WarehouseError              the warehouse refused a merge or a query
-    ├── SchemaDriftError            resources carry elements their R4 definition lacks
+    ├── SchemaDriftError            resources carry elements their R4 definition lacks, or
+    │                               elements of another JSON kind (policy ``fail``)
+    ├── ValidationPoolError         a FHIR validation worker process died (validation mode
+    │                               ``sample`` or ``full``); the page was not merged
     └── ExtractError                a FHIR server could not be read (REST or Bulk)
         ├── AuthenticationError     credentials refused (bad secret/key, second 401)
         ├── AuthorizationError      a valid token lacks the scope for a resource type (403)
@@ -53,10 +56,18 @@ class WarehouseError(FhirEltError):
 
 
 class SchemaDriftError(FhirEltError):
-    """Resources carry elements their FHIR R4 definition does not have (a renamed field?).
+    """Resources carry elements their FHIR R4 definition does not have (a renamed field?), or
+    known elements of another JSON kind, under a ``fail`` drift policy (:mod:`loaders.drift`).
 
-    The message names the resource type, the element names and where they were seen (file or
-    search page); never a value.
+    The message names the resource type, the JSON paths and where they were seen (landing file
+    or search page); never a value or an identifier.
+    """
+
+
+class ValidationPoolError(FhirEltError):
+    """A process validating resources against ``fhir.resources.R4B`` died mid-page.
+
+    Raised by :mod:`loaders.validation`; nothing of the page it was validating is merged.
     """
 
 

@@ -4,22 +4,32 @@ Every loader (files, REST, Bulk) funnels its resources through :class:`PageInges
 promise holds in one place: a page is on disk in the landing zone before its rows are offered
 to the merge, unchanged or older rows are filtered out before dlt sees them, and refused
 resources land in quarantine pages with a ``quarantine`` row naming reason and JSON path.
+With a validator (validation mode ``sample:N`` or ``full``), a page's resources that are not
+valid FHIR R4B are taken out before the page is landed and quarantined like any refused
+resource (original bytes kept), so the landed page holds only what is merged and replays the
+same; the rest of the page is landed and merged without waiting for anything else.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pyarrow as pa
 
+from loaders.drift import run_ledger
 from loaders.fhir import CORE_RESOURCE_TYPES, table_name_for
 from loaders.landing import LandingZone
 from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
 from loaders.resources import ParsedResource, Rejection
+from loaders.validation import Validator
+from loaders.validation.refusals import Origin, invalid_resource
 from loaders.warehouse.operational import QuarantineRecord, RunRecord
 from loaders.warehouse.raw_tables import build_raw_batch, empty_raw_batch
 from loaders.warehouse.version_filter import DuckDBVersionFilter
+
+logger = logging.getLogger(__name__)
 
 
 class PageIngest:
@@ -30,6 +40,7 @@ class PageIngest:
         version_filter: Stored versions to compare incoming rows with.
         run: The run record whose counters are updated.
         quarantine_page_size: Refused lines per quarantine landing page.
+        validator: Validates each page before it is landed (None: validation off).
     """
 
     def __init__(
@@ -38,11 +49,16 @@ class PageIngest:
         version_filter: DuckDBVersionFilter,
         run: RunRecord,
         quarantine_page_size: int,
+        *,
+        validator: Validator | None = None,
     ) -> None:
         self.zone = zone
         self.version_filter = version_filter
         self.run = run
         self.quarantine_page_size = quarantine_page_size
+        self.validator = validator
+        # Schema drift is checked per landed page, before its rows go to the merge.
+        self.drift = run_ledger(run.run_id, zone.source_system)
         self.quarantined: list[QuarantineRecord] = []
         self._quarantine_lines: list[bytes] = []
         self._quarantine_pending: list[QuarantineRecord] = []
@@ -53,6 +69,7 @@ class PageIngest:
         resources: Sequence[ParsedResource],
         request_ids: Sequence[str],
         fetched_at: datetime,
+        origins: Sequence[Origin] | None = None,
     ) -> tuple[str, pa.Table] | None:
         """Land one page of one resource type; return ``(raw table, changed rows)`` or None.
 
@@ -61,12 +78,22 @@ class PageIngest:
             resources: The accepted resources, in the order they arrived.
             request_ids: One per resource: the request (or file) it came from.
             fetched_at: When the page was fetched (or the file read).
+            origins: One per resource: its file and line, for the quarantine row of an invalid
+                one; without them it is the request id and its position in the page.
         """
+        if resources and self.validator is not None:
+            resources, request_ids = self._refuse_invalid(
+                resources, request_ids, fetched_at, origins
+            )
         if not resources:
             return None
         page = self.zone.write_page(
-            resource_type, [resource.text for resource in resources], fetched_at
+            resource_type,
+            [resource.text for resource in resources],
+            fetched_at,
+            request_ids=request_ids,
         )
+        self.drift.check_page(resource_type, resources, page.landing_file, fetched_at)
         table = table_name_for(resource_type)
         batch = build_raw_batch(
             resources,
@@ -88,6 +115,40 @@ class PageIngest:
             run.merged_by_type.get(resource_type, 0) + changed.num_rows
         )
         return (table, changed) if changed.num_rows else None
+
+    def _refuse_invalid(
+        self,
+        resources: Sequence[ParsedResource],
+        request_ids: Sequence[str],
+        fetched_at: datetime,
+        origins: Sequence[Origin] | None,
+    ) -> tuple[Sequence[ParsedResource], Sequence[str]]:
+        """Quarantine the page's invalid resources; return the others and their request ids."""
+        assert self.validator is not None
+        invalid = self.validator.invalid(resources)
+        if not invalid:
+            return resources, request_ids
+        for item in invalid:
+            resource = resources[item.position]
+            origin = (
+                origins[item.position]
+                if origins
+                else Origin(request_ids[item.position], item.position + 1)
+            )
+            rejection = invalid_resource(resource, item.finding, origin)
+            self.quarantine(rejection, origin.source, origin.line, resource.text, fetched_at)
+        first = invalid[0].finding
+        logger.info(
+            "%s page: %d of %d resources not valid FHIR R4B, quarantined (first: %s, %s)",
+            resources[0].resource_type,
+            len(invalid),
+            len(resources),
+            first.json_path,
+            first.reason,
+        )
+        refused = {item.position for item in invalid}
+        kept = [position for position in range(len(resources)) if position not in refused]
+        return [resources[i] for i in kept], [request_ids[i] for i in kept]
 
     def quarantine(
         self, rejection: Rejection, source: str, line: int, raw: bytes, at: datetime
@@ -127,8 +188,9 @@ class PageIngest:
         if not self._quarantine_lines:
             return
         page = self.zone.write_page(QUARANTINE_PAGES, self._quarantine_lines, at)
-        for record in self._quarantine_pending:
+        for number, record in enumerate(self._quarantine_pending, start=1):
             record.landing_file = page.landing_file
+            record.landing_line = number
         self.quarantined.extend(self._quarantine_pending)
         self._quarantine_lines = []
         self._quarantine_pending = []

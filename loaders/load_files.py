@@ -28,6 +28,7 @@ from loaders.files.prefetch import FileRead, Page, Prefetch, Refused, read_pages
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
 from loaders.landing.zone import validate_source_system
+from loaders.resources import RejectReason
 from loaders.runs import (
     ReasonSummary,
     merge,
@@ -38,6 +39,7 @@ from loaders.runs import (
     write_manifest,
 )
 from loaders.settings import LoadSettings
+from loaders.validation import Validator, validator_for
 from loaders.warehouse.operational import RunRecord
 from loaders.warehouse.pipeline import make_pipeline
 from loaders.warehouse.version_filter import DuckDBVersionFilter
@@ -52,6 +54,7 @@ class LoadReport:
     run: RunRecord
     manifest_path: Path | None
     rejects: list[ReasonSummary] = field(default_factory=list)
+    validator: Validator | None = None
 
     @property
     def exit_code(self) -> int:
@@ -82,11 +85,12 @@ class _FileExtraction:
         self.already_loaded = already_loaded
         self.ingest: PageIngest | None = None
         self.loaded_files: list[LoadedFile] = []
+        self.validator = validator_for(settings.validation)
 
     def batches(self, version_filter: DuckDBVersionFilter) -> Iterator[tuple[str, pa.Table]]:
         """Yield ``(raw table, batch)`` pairs; each batch's page is landed before it is yielded."""
         ingest = self.ingest = PageIngest(
-            self.zone, version_filter, self.run, self.settings.page_size
+            self.zone, version_filter, self.run, self.settings.page_size, validator=self.validator
         )
         read_at = self.run.started_at
         to_read = []
@@ -102,7 +106,11 @@ class _FileExtraction:
                 if isinstance(message, Page):
                     self.run.resources_read += len(message.resources)
                     landed = ingest.land(
-                        message.resource_type, message.resources, message.request_ids, read_at
+                        message.resource_type,
+                        message.resources,
+                        message.request_ids,
+                        read_at,
+                        message.origins,
                     )
                     if landed is not None:
                         yield landed
@@ -115,7 +123,17 @@ class _FileExtraction:
                 else:
                     self._read(message)
         ingest.flush_quarantine(read_at)
+        self._count_invalid(ingest)
         yield from ingest.empty_core_tables()
+
+    def _count_invalid(self, ingest: PageIngest) -> None:
+        """Add resources validation refused to their files' rows, so those files are read again."""
+        invalid: dict[str, int] = {}
+        for record in ingest.quarantined:
+            if record.reason is RejectReason.INVALID_FHIR_RESOURCE:
+                invalid[record.source_file] = invalid.get(record.source_file, 0) + 1
+        for loaded in self.loaded_files:
+            loaded.resources_quarantined += invalid.get(loaded.source_file, 0)
 
     def _read(self, done: FileRead) -> None:
         self.run.files_read += 1
@@ -168,7 +186,8 @@ def load_files(
         command: How the run is described in ``load_runs``.
         skip_loaded_files: Skip files whose exact content an earlier successful run of this
             source system loaded with nothing refused (counted as read and unchanged); False
-            reads every file again.
+            reads every file again. On Snowflake every file is read (the fingerprints live in
+            the DuckDB file only).
 
     Returns:
         The run's record and a summary per quarantine reason.
@@ -192,7 +211,9 @@ def load_files(
     extraction = _FileExtraction(files, zone, run, settings, {})
     logger.info("run %s: loading %d file(s) from %s", run.run_id, len(files), path)
     try:
-        if skip_loaded_files:
+        # The fingerprints are read from the DuckDB file: on Snowflake every file is read again
+        # (the version filter still makes unchanged resources a no-op).
+        if skip_loaded_files and not settings.on_snowflake:
             extraction.already_loaded = find_already_loaded(
                 settings.duckdb_path, settings.source_system, files
             )
@@ -226,4 +247,11 @@ def load_files(
         run.resources_unchanged,
         run.resources_quarantined,
     )
-    return LoadReport(run=run, manifest_path=manifest_path, rejects=summarise_rejects(quarantined))
+    if extraction.validator is not None:
+        logger.info("run %s: %s", run.run_id, extraction.validator.describe())
+    return LoadReport(
+        run=run,
+        manifest_path=manifest_path,
+        rejects=summarise_rejects(quarantined),
+        validator=extraction.validator,
+    )

@@ -38,6 +38,8 @@ class RejectReason(StrEnum):
     INVALID_BUNDLE = "invalid_bundle"
     UNSUPPORTED_BUNDLE_TYPE = "unsupported_bundle_type"
     BUNDLE_ENTRY_WITHOUT_RESOURCE = "bundle_entry_without_resource"
+    # Not valid against its fhir.resources.R4B model (validation mode sample or full).
+    INVALID_FHIR_RESOURCE = "invalid_fhir_resource"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 A run lands pages, merges them (one or more dlt loads: a backfill commits once per round of
 windows), and finally writes its operational rows: ``load_runs``, ``landing_manifest``,
-``quarantine`` and, for HTTP sources, ``request_log``. A run is recorded whether it succeeds or
-fails, and the record never masks the run's own error.
+``quarantine``, for HTTP sources ``request_log``, and ``schema_drift`` when drift was found.
+A run is recorded whether it succeeds or fails, and the record never masks the run's own error.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ import pyarrow as pa
 from dlt.common.storages.load_package import create_load_id
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from loaders.drift.ledger import SCHEMA_DRIFT, SCHEMA_DRIFT_KEY, take_run_findings
 from loaders.exceptions import FhirEltError, LandingError, WarehouseError
 from loaders.files.fingerprints import LOADED_FILES
 from loaders.landing import LandingZone
@@ -48,9 +49,11 @@ from loaders.warehouse.pipeline import (
     StateUpdate,
     operational_resources,
     raw_resources,
+    snowflake_raw_resources,
 )
 from loaders.warehouse.raw_tables import empty_raw_batch
 from loaders.warehouse.raw_writer import RawTableWriter
+from loaders.warehouse.snowflake_filter import snowflake_version_filter
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
 logger = logging.getLogger(__name__)
@@ -113,10 +116,15 @@ def merge(
     the next run reads those rows again and the version filter makes them a no-op). Raw tables
     created by the merge are registered in dlt's schema in that same dlt load.
 
+    On Snowflake (``settings.destination``) see :func:`_merge_on_snowflake`.
+
     Raises:
         FhirEltError: What ``produce`` raised (rows of its uncommitted group are rolled back).
         WarehouseError: The warehouse could not be written, or dlt could not commit the state.
     """
+    if settings.on_snowflake:
+        _merge_on_snowflake(_pipeline(pipeline), settings, produce)
+        return
     updates: list[StateUpdate] = []
     try:
         with RawTableWriter(
@@ -137,6 +145,37 @@ def merge(
             (table, empty_raw_batch()) for table in created
         ]
         _load_with_dlt(_pipeline(pipeline), raw_resources([*items, *updates]))
+
+
+def _merge_on_snowflake(
+    pipeline: dlt.Pipeline,
+    settings: LoadSettings,
+    produce: Callable[[DuckDBVersionFilter], Batches],
+) -> None:
+    """The merge on Snowflake: one dlt load of the run's rows, then one of its state.
+
+    Batches are filtered by a :class:`~loaders.warehouse.snowflake_filter.SnowflakeVersionFilter`
+    (stored versions read from Snowflake, DuckDB's decision) and merged by dlt's snowflake
+    destination (merge on ``(source_system, id)``, the greatest ``version_sort_key`` winning a
+    key within the load). State updates are loaded by a second dlt load, only once the rows'
+    load has completed: a cursor never gets ahead of the rows it stands for. If ``produce``
+    fails, nothing of the run is loaded (dlt's extract stops, no package is loaded).
+    """
+    updates: list[StateUpdate] = []
+    with snowflake_version_filter(
+        pipeline, memory_limit=settings.duckdb_memory_limit
+    ) as version_filter:
+
+        def rows() -> Iterator[tuple[str, pa.Table]]:
+            for item in produce(version_filter):
+                if isinstance(item, StateUpdate):
+                    updates.append(item)
+                else:
+                    yield item
+
+        _load_with_dlt(pipeline, snowflake_raw_resources(rows()))
+    if updates:
+        _load_with_dlt(pipeline, raw_resources(updates))
 
 
 def _load_with_dlt(pipeline: dlt.Pipeline, data: Any) -> None:
@@ -216,14 +255,16 @@ def record_run(
 ) -> None:
     """Write the run's operational rows; a failure here is logged, never masks the load's.
 
-    With ``settings``, the rows are written straight into the warehouse when their tables
-    exist (see :mod:`loaders.warehouse.operational_writer`); otherwise, and without
-    ``settings``, dlt writes them.
+    With DuckDB ``settings``, the rows are written straight into the warehouse when their
+    tables exist (see :mod:`loaders.warehouse.operational_writer`); otherwise (on Snowflake,
+    and without ``settings``) dlt writes them.
     """
     try:
         manifest = manifest_table(zone.pages)
         refused = quarantine_table(list(quarantined))
+        run.add_resource_types([*run.counts_by_type, *run.merged_by_type])
         run_row = asdict(run)
+        drift = take_run_findings(run.run_id)  # schema_drift rows, when the run found any
         if settings is not None:
             tables = [
                 OperationalRows(
@@ -238,6 +279,8 @@ def record_run(
                 tables.append(
                     OperationalRows(LOADED_FILES, loaded_files, OPERATIONAL_KEYS[LOADED_FILES])
                 )
+            if drift is not None:
+                tables.append(OperationalRows(SCHEMA_DRIFT, drift, SCHEMA_DRIFT_KEY))
             if write_operational_rows(
                 settings.duckdb_path,
                 new_load_id(),
@@ -248,6 +291,15 @@ def record_run(
         resources: list[Any] = operational_resources(
             manifest, refused, run_row, requests, loaded_files
         )
+        if drift is not None:
+            resources.append(
+                dlt.resource(
+                    [drift],
+                    name=SCHEMA_DRIFT,
+                    write_disposition="merge",
+                    primary_key=SCHEMA_DRIFT_KEY,
+                )
+            )
         _pipeline(pipeline).run(resources)
     except Exception as error:
         logger.error("run %s: could not record the run: %s", run.run_id, safe_error(error))

@@ -14,12 +14,17 @@ from pathlib import Path
 import dlt
 
 from loaders.exceptions import ConfigError
+from loaders.validation.mode import OFF, ValidationMode, parse_validation_mode
 
 DEFAULT_DUCKDB_PATH = Path("warehouse/fhir.duckdb")
 DEFAULT_LANDING_ROOT = Path("landing")
 DEFAULT_SOURCE_SYSTEM = "files"
 DEFAULT_PAGE_SIZE = 10_000
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
+
+DUCKDB = "duckdb"
+SNOWFLAKE = "snowflake"
+DESTINATIONS = (DUCKDB, SNOWFLAKE)
 
 
 def _setting(name: str, env_var: str, default: str) -> str:
@@ -42,6 +47,12 @@ class LoadSettings:
         pipelines_dir: Where dlt keeps pipeline working state.
         duckdb_memory_limit: DuckDB's memory cap during the merge (``FHIR_ELT_DUCKDB_MEMORY``);
             past it DuckDB spills to disk, so the load's memory does not grow with its input.
+        destination: Where the raw and operational tables go (``FHIR_ELT_DESTINATION``):
+            ``duckdb`` (the file at ``duckdb_path``) or ``snowflake`` (dlt's snowflake
+            destination; credentials from dlt's ``destination.snowflake.credentials``).
+        validation: Which resources are validated against ``fhir.resources.R4B`` before they
+            are landed (``FHIR_ELT_VALIDATION``): ``off``, ``sample:N`` (N percent, chosen
+            by content hash) or ``full``; invalid ones are quarantined.
     """
 
     duckdb_path: Path
@@ -50,10 +61,21 @@ class LoadSettings:
     page_size: int = DEFAULT_PAGE_SIZE
     pipelines_dir: Path | None = None
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    destination: str = DUCKDB
+    validation: ValidationMode = OFF
 
     def __post_init__(self) -> None:
         if self.page_size < 1:
             raise ConfigError(f"page_size must be at least 1, got {self.page_size}")
+        if self.destination not in DESTINATIONS:
+            raise ConfigError(
+                f"destination must be one of {', '.join(DESTINATIONS)}, got {self.destination!r}"
+            )
+
+    @property
+    def on_snowflake(self) -> bool:
+        """Whether the load writes to Snowflake (through dlt) rather than the DuckDB file."""
+        return self.destination == SNOWFLAKE
 
     @property
     def dlt_pipelines_dir(self) -> Path:
@@ -68,6 +90,8 @@ class LoadSettings:
         landing_root: Path | None = None,
         source_system: str | None = None,
         page_size: int | None = None,
+        destination: str | None = None,
+        validation: str | None = None,
     ) -> LoadSettings:
         """Settings from explicit values, falling back to environment, dlt config, defaults."""
         return cls(
@@ -81,5 +105,11 @@ class LoadSettings:
             or int(_setting("page_size", "FHIR_ELT_PAGE_SIZE", str(DEFAULT_PAGE_SIZE))),
             duckdb_memory_limit=_setting(
                 "duckdb_memory_limit", "FHIR_ELT_DUCKDB_MEMORY", DEFAULT_DUCKDB_MEMORY_LIMIT
+            ),
+            destination=(
+                destination or _setting("destination", "FHIR_ELT_DESTINATION", DUCKDB)
+            ).lower(),
+            validation=parse_validation_mode(
+                validation or _setting("validation", "FHIR_ELT_VALIDATION", str(OFF))
             ),
         )

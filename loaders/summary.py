@@ -14,7 +14,8 @@ import duckdb
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 _MART_SCHEMA = "marts"
-_OPERATIONAL = ("load_runs", "landing_manifest", "quarantine")
+# A raw resource table has this column; operational tables (load_runs, request_log, ...) do not.
+_RESOURCE_TABLE_COLUMN = "content_hash"
 
 
 def _table_counts(connection: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, int]]:
@@ -27,6 +28,15 @@ def _table_counts(connection: duckdb.DuckDBPyConnection, schema: str) -> list[tu
         (name, connection.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0])
         for (name,) in tables
     ]
+
+
+def _resource_tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = connection.execute(
+        "select table_name from information_schema.columns "
+        "where table_schema = ? and column_name = ?",
+        [RAW_DATASET, _RESOURCE_TABLE_COLUMN],
+    ).fetchall()
+    return {name for (name,) in rows}
 
 
 def _dbt_results(target_dir: Path) -> Counter[str]:
@@ -48,6 +58,7 @@ def format_summary(duckdb_path: Path, target_dir: Path) -> str:
         return f"no warehouse at {duckdb_path}: run `make demo` or `fhir-elt load files PATH`"
     with duckdb.connect(str(duckdb_path), read_only=True) as connection:
         raw_tables = _table_counts(connection, RAW_DATASET)
+        resource_tables = _resource_tables(connection)
         marts = _table_counts(connection, _MART_SCHEMA)
         last_run = None
         if any(name == "load_runs" for name, _ in raw_tables):
@@ -55,7 +66,7 @@ def format_summary(duckdb_path: Path, target_dir: Path) -> str:
                 f"select run_id, status, resources_read, resources_merged, resources_quarantined "
                 f"from {RAW_DATASET}.load_runs order by started_at desc limit 1"
             ).fetchone()
-    raw = [row for row in raw_tables if row[0] not in _OPERATIONAL]
+    raw = [row for row in raw_tables if row[0] in resource_tables]
     out("\n== fhir-elt summary ==")
     out(f"warehouse: {duckdb_path.resolve()}")
     if last_run:

@@ -46,6 +46,7 @@
 -- depends_on: {{ ref('open_alerts') }}
 -- depends_on: {{ ref('reconciliation_status') }}
 -- depends_on: {{ ref('encounter_completeness') }}
+-- depends_on: {{ ref('row_lineage') }}
 -- depends_on: {{ ref('patients_snapshot') }}
 -- depends_on: {{ ref('encounters_snapshot') }}
 -- depends_on: {{ ref('conditions_snapshot') }}

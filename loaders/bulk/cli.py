@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loaders.settings import DESTINATIONS
+from loaders.validation.mode import VALIDATION_HELP
+
 SOURCE_HELP = "source name: [sources.fhir_bulk.<NAME>] in .dlt config"
 
 
@@ -23,6 +26,13 @@ def add_parsers(commands: Any, load_sources: Any) -> None:
     bulk.add_argument("--types", default=None, help="only these types (comma-separated)")
     bulk.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     bulk.add_argument("--landing", type=Path, default=None, help="landing zone directory")
+    bulk.add_argument(
+        "--destination",
+        choices=DESTINATIONS,
+        default=None,
+        help="where the raw and operational tables go (default: FHIR_ELT_DESTINATION, else duckdb)",
+    )
+    bulk.add_argument("--validation", default=None, metavar="MODE", help=VALIDATION_HELP)
     bulk.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -51,7 +61,12 @@ def run_load_bulk(args: argparse.Namespace) -> int:
     from loaders.bulk.commands import report_lines, run_bulk
     from loaders.settings import LoadSettings
 
-    settings = LoadSettings.resolve(duckdb_path=args.warehouse, landing_root=args.landing)
+    settings = LoadSettings.resolve(
+        duckdb_path=args.warehouse,
+        landing_root=args.landing,
+        destination=args.destination,
+        validation=args.validation,
+    )
     report = run_bulk(
         args.source, settings, group=args.group, types=args.types, progress=args.progress
     )

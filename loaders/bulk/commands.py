@@ -112,7 +112,13 @@ def cancel_export(
     config = config or load_bulk_source_config(source)
     settings = _source_settings(settings, config)
     started_at = datetime.now(UTC)
-    run = RunRecord(new_run_id(started_at), config.name, "export cancel", started_at)
+    run = RunRecord(
+        new_run_id(started_at),
+        config.name,
+        "export cancel",
+        started_at,
+        credential_client_id=config.auth.credential_client_id,
+    )
     zone = LandingZone(settings.landing_root, config.name, run.run_id)
     pipeline = make_pipeline(settings)
     report = CancelReport(run)

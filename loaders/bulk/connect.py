@@ -11,41 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from loaders.bulk.config import BulkSourceConfig
-from loaders.http import (
-    CircuitBreaker,
-    FhirHttpClient,
-    RateBudget,
-    RequestRecord,
-    RetryPolicy,
-    Timeouts,
-)
-from loaders.rest.connect import token_provider
+from loaders.http import FhirHttpClient, RequestRecord
+from loaders.rest.connect import open_http_client
 
 
 @contextmanager
 def open_bulk_client(
     config: BulkSourceConfig, on_request: Callable[[RequestRecord], None] | None = None
 ) -> Iterator[FhirHttpClient]:
-    """An open client for ``config``'s server; closed (with its token provider) on exit."""
-    bucket = None
-    if config.rate_limit is not None:
-        budget = RateBudget(config.rate_limit, config.rate_limit_period_seconds, config.headroom)
-        bucket = budget.bucket()
-    client = FhirHttpClient(
-        config.base_url,
-        token_provider(config.auth),
-        retry=RetryPolicy(
-            max_attempts=config.max_attempts,
-            max_elapsed_seconds=config.max_elapsed_seconds,
-            max_retry_after_seconds=config.max_retry_after_seconds,
-            base_delay=config.retry_base_delay,
-            max_delay=config.retry_max_delay,
-        ),
-        bucket=bucket,
-        max_concurrency=config.download_concurrency,
-        timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout),
-        breaker=CircuitBreaker(config.circuit_breaker_threshold),
-        on_request=on_request,
-    )
-    with client:
+    """An open client for ``config``'s server; one request slot per parallel download."""
+    with open_http_client(
+        config, max_concurrency=config.download_concurrency, on_request=on_request
+    ) as client:
         yield client

@@ -92,14 +92,20 @@ def parse_deleted_line(raw: bytes) -> list[Deletion] | Rejection:
     return deletions
 
 
-def deletion_bundle(resource_type: str, resource_id: str, deleted_by: datetime | None) -> bytes:
+def deletion_bundle(
+    resource_type: str, resource_id: str, deleted_by: datetime | str | None
+) -> bytes:
     """The landing line of one deletion: a transaction Bundle with one ``DELETE`` entry.
 
     The form the Bulk Data IG uses for deleted resources, and the one reconciliation's
-    deletion marks land in, so every ``_deleted`` page reads the same way.
+    deletion marks land in, so every ``_deleted`` page reads the same way. A ``deleted_by``
+    given as text (the export's ``transactionTime``) is kept verbatim, so a replay rebuilds the
+    very tombstone (loaders/replay/deletions.py).
     """
     document: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction"}
-    if deleted_by is not None:
+    if isinstance(deleted_by, str):
+        document["timestamp"] = deleted_by
+    elif deleted_by is not None:
         document["timestamp"] = deleted_by.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     document["entry"] = [{"request": {"method": "DELETE", "url": f"{resource_type}/{resource_id}"}}]
     return orjson.dumps(document)
@@ -133,8 +139,13 @@ def land_tombstones(
     """
     if not tombstones:
         return None
-    lines = [deletion_bundle(stub.resource_type, stub.id, stub.last_updated) for stub in tombstones]
-    page = ingest.zone.write_page(DELETED_PAGES, lines, fetched_at)
+    lines = [
+        deletion_bundle(stub.resource_type, stub.id, orjson.loads(stub.text)["meta"]["lastUpdated"])
+        for stub in tombstones
+    ]
+    page = ingest.zone.write_page(
+        DELETED_PAGES, lines, fetched_at, request_ids=request_ids, deletes="tombstone"
+    )
     batch = build_raw_batch(
         tombstones,
         source_system=ingest.zone.source_system,

@@ -71,6 +71,7 @@ from loaders.rest.progress import Progress
 from loaders.rest.windows import fhir_instant
 from loaders.runs import merge, new_run_id, record_run, safe_error, write_manifest
 from loaders.settings import LoadSettings
+from loaders.validation import validator_for
 from loaders.warehouse.operational import RunRecord, request_log_table
 from loaders.warehouse.pipeline import StateUpdate, make_pipeline, read_raw_state
 from loaders.warehouse.version_filter import DuckDBVersionFilter
@@ -166,7 +167,9 @@ class BulkExport:
             source_system=ctx.config.name,
             command="load bulk",
             started_at=started_at,
+            credential_client_id=ctx.config.auth.credential_client_id,
         )
+        self.run.add_resource_types(ctx.types)
         self.zone = LandingZone(ctx.settings.landing_root, ctx.config.name, self.run.run_id)
         self.pipeline = make_pipeline(ctx.settings)
         self.key = export_key(ctx.config, ctx.types)
@@ -293,7 +296,13 @@ class BulkExport:
         # One ingest for the whole run: its version filter is swapped in per load, so a file
         # may straddle two loads (a batch never grows with file size).
         page_size = self.ctx.settings.page_size
-        ingest = PageIngest(self.zone, None, self.run, page_size)  # type: ignore[arg-type]
+        ingest = PageIngest(
+            self.zone,
+            None,  # type: ignore[arg-type]
+            self.run,
+            page_size,
+            validator=validator_for(self.ctx.settings.validation),
+        )
         lander = FileLander(ingest, page_size)
         concurrency = self.ctx.config.download_concurrency
         try:

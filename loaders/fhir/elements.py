@@ -3,8 +3,9 @@
 An element a page carries that the definition does not know (``birth_date`` where R4 says
 ``birthDate``) is the signature of a renamed field: left alone, the staging model reading
 ``birthDate`` would quietly turn null. The check is a set difference on each resource's keys,
-cheap enough for every resource of every page. Nested paths and datatype changes are the
-trust layer's (see the drift issue); this is the first line.
+cheap enough for every resource of every page. The REST search uses it to stop a type before
+its page is landed (:mod:`loaders.rest.tasks`, following the source's drift policy); nested
+paths and datatype changes are checked for every loader by :mod:`loaders.drift`.
 """
 
 from __future__ import annotations

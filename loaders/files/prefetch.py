@@ -21,17 +21,23 @@ from typing import Generic, TypeVar
 from loaders.files.discover import InputFile
 from loaders.files.reader import FileItem, iter_file_items
 from loaders.resources import ParsedResource, Rejection
+from loaders.validation.refusals import Origin
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """Up to ``page_size`` accepted resources of one type, in the order they were read."""
+    """Up to ``page_size`` accepted resources of one type, in the order they were read.
+
+    ``origins`` holds each resource's file and line (for the quarantine row, should
+    validation refuse it).
+    """
 
     resource_type: str
     resources: list[ParsedResource]
     request_ids: list[str]
+    origins: list[Origin] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +75,14 @@ Message = Page | Refused | FileRead
 class _Buffers:
     resources: dict[str, list[ParsedResource]] = field(default_factory=lambda: defaultdict(list))
     request_ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    origins: dict[str, list[Origin]] = field(default_factory=lambda: defaultdict(list))
 
     def take(self, resource_type: str) -> Page:
         return Page(
             resource_type,
             self.resources.pop(resource_type, []),
             self.request_ids.pop(resource_type, []),
+            self.origins.pop(resource_type, []),
         )
 
 
@@ -104,6 +112,9 @@ def read_pages(
             buffer = buffers.resources[result.resource_type]
             buffer.append(result)
             buffers.request_ids[result.resource_type].append(request_id)
+            buffers.origins[result.resource_type].append(
+                Origin(source_file, item.line_number, item.bundle_entry)
+            )
             if len(buffer) >= page_size:
                 yield buffers.take(result.resource_type)
         done.sha256 = digest.hexdigest()

@@ -37,11 +37,13 @@ class FileItem:
         result: The parsed resource, or why it was refused (json_path relative to the file's
             document, e.g. ``Bundle.entry[3].resource.id``).
         raw: The bytes as read, kept so a refused resource can be quarantined unchanged.
+        bundle_entry: The index of its Bundle entry (``Bundle.entry[i]``), else None.
     """
 
     line_number: int
     result: ParsedResource | Rejection
     raw: bytes
+    bundle_entry: int | None = None
 
 
 _BLOCK_BYTES = 8 * 1024 * 1024
@@ -136,7 +138,7 @@ def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem
                     result, json_path=f"Bundle.entry[{item.index}].resource.{result.json_path}"
                 )
             raw = result.text if isinstance(result, ParsedResource) else orjson.dumps(item.resource)
-            yield FileItem(line_number=line_number, result=result, raw=raw)
+            yield FileItem(line_number=line_number, result=result, raw=raw, bundle_entry=item.index)
         else:
             index, rejection = item
             entry = document["entry"][index] if index >= 0 else document

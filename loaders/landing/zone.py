@@ -4,6 +4,7 @@ Layout under the landing root (a local directory)::
 
     <source_system>/<ResourceType>/<YYYY-MM-DD>/<run_id>-<seq>.ndjson.gz   accepted resources
     <source_system>/_quarantine/<YYYY-MM-DD>/<run_id>-<seq>.ndjson.gz      refused ones, as read
+    <source_system>/_deleted/<YYYY-MM-DD>/<run_id>-<seq>.ndjson.gz         deletions (Bundles)
     <source_system>/_manifests/<run_id>.ndjson                             one row per page
 
 Pages are written to a temporary name and renamed into place, never overwritten, and their
@@ -42,7 +43,13 @@ class LandingPage:
         resource_count: Lines in the page.
         sha256: sha256 of the page's gzip bytes as stored.
         size_bytes: Size of the page as stored.
-        created_at: When it was written (UTC).
+        created_at: When it was written (UTC); the resources' ``fetched_at``.
+        request_ids: The request (or input file) of each line, run-length encoded as
+            ``(request_id, count)`` pairs in line order, so a replay restores ``request_id``;
+            None in manifests written before it was recorded.
+        deletes: For ``_deleted`` pages, how their lines mark resources deleted: ``mark``
+            (reconciliation keeps the stored version, loaders/reconcile/deletes.py) or
+            ``tombstone`` (Bulk Data stub, loaders/bulk/deleted.py); None otherwise.
     """
 
     landing_file: str
@@ -53,6 +60,8 @@ class LandingPage:
     sha256: str
     size_bytes: int
     created_at: datetime
+    request_ids: tuple[tuple[str | None, int], ...] | None = None
+    deletes: str | None = None
 
 
 def validate_source_system(name: str) -> str:
@@ -86,8 +95,23 @@ class LandingZone:
         self.pages: list[LandingPage] = []
         self._sequence = 0
 
-    def write_page(self, resource_type: str, lines: Sequence[bytes], now: datetime) -> LandingPage:
+    def write_page(
+        self,
+        resource_type: str,
+        lines: Sequence[bytes],
+        now: datetime,
+        *,
+        request_ids: Sequence[str | None] | None = None,
+        deletes: str | None = None,
+    ) -> LandingPage:
         """Write one page of resources (one JSON document per line) and record it.
+
+        Args:
+            resource_type: The lines' type (or ``_quarantine``, ``_deleted``, ...).
+            lines: One JSON document per line.
+            now: When the lines were fetched (or read); names the page's date folder.
+            request_ids: The request of each line (recorded in the manifest for replays).
+            deletes: For ``_deleted`` pages: ``mark`` or ``tombstone`` (see LandingPage).
 
         Raises:
             LandingError: The page cannot be written, or a page of that name already exists.
@@ -115,6 +139,8 @@ class LandingZone:
             sha256=hashlib.sha256(payload).hexdigest(),
             size_bytes=len(payload),
             created_at=now,
+            request_ids=None if request_ids is None else run_lengths(request_ids),
+            deletes=deletes,
         )
         self.pages.append(page)
         return page
@@ -140,12 +166,30 @@ def _write_atomically(target: Path, payload: bytes, what: str) -> None:
         raise LandingError(f"cannot write {what} {target}: {error.strerror or error}") from error
 
 
+def run_lengths(values: Sequence[str | None]) -> tuple[tuple[str | None, int], ...]:
+    """``values`` as ``(value, count)`` pairs of equal neighbours, in order."""
+    runs: list[tuple[str | None, int]] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return tuple(runs)
+
+
+def expand_run_lengths(runs: Sequence[tuple[str | None, int]]) -> list[str | None]:
+    """The values :func:`run_lengths` encoded."""
+    return [value for value, count in runs for _ in range(count)]
+
+
 def read_manifest(path: Path) -> list[LandingPage]:
     """The pages listed in one manifest file."""
     pages = []
     for line in path.read_bytes().splitlines():
         row = orjson.loads(line)
         row["created_at"] = datetime.fromisoformat(row["created_at"])
+        if row.get("request_ids") is not None:
+            row["request_ids"] = tuple((value, count) for value, count in row["request_ids"])
         pages.append(LandingPage(**row))
     return pages
 

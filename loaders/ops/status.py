@@ -8,7 +8,8 @@ Reads the DuckDB warehouse read-only and prints four tables:
 - **runs**: the last runs from ``load_runs`` with their outcome, duration and counts;
 - **open quarantine**: refused resources per source, type and reason that have not been loaded
   since (a resource whose id later merged counts as resolved; one without an id stays open);
-- **drift**: types whose latest sync stopped on schema drift (``run_metrics.drift_findings``).
+- **drift**: types whose latest sync stopped on schema drift (``run_metrics.drift_findings``),
+  and, once ``schema_drift`` exists, the paths the latest drifting run of each source found.
 
 Open alerts are listed too when the dbt alert models have been built (schema ``alerts``).
 Only names, counts and times are printed: no payload, no identifier.
@@ -24,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from loaders.drift import SCHEMA_DRIFT
 from loaders.exceptions import WarehouseError
 from loaders.fhir import is_known_resource_type, table_name_for
 from loaders.ops.tables import age, duration, render_table
@@ -50,6 +52,7 @@ class Status:
     runs: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine: list[tuple[Any, ...]] = field(default_factory=list)
     drift: list[tuple[Any, ...]] = field(default_factory=list)
+    drift_paths: list[tuple[Any, ...]] | None = None
     alerts: list[tuple[Any, ...]] | None = None
 
 
@@ -135,6 +138,16 @@ def _drift(connection: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
+def _drift_paths(connection: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """Per source, the findings of its latest run that found schema drift."""
+    return connection.execute(
+        f"select source_system, resource_type, json_path, observed_kind, expected_kind, count, "
+        f"policy, first_seen_at from {RAW_DATASET}.{SCHEMA_DRIFT} where run_id in ("
+        f"select max(run_id) from {RAW_DATASET}.{SCHEMA_DRIFT} group by source_system) "
+        "order by 1, 2, 3, 4"
+    ).fetchall()
+
+
 def _alerts(connection: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]] | None:
     if "open_alerts" not in _tables(connection, "alerts"):
         return None
@@ -169,12 +182,20 @@ def collect_status(duckdb_path: Path, *, runs: int = 10, now: datetime | None = 
                 status.quarantine = _open_quarantine(connection, resource_tables)
             if RUN_METRICS in tables:
                 status.drift = _drift(connection)
+            if SCHEMA_DRIFT in tables:
+                status.drift_paths = _drift_paths(connection)
             status.alerts = _alerts(connection)
     except duckdb.Error as error:
         raise WarehouseError(
             f"cannot read {duckdb_path} ({type(error).__name__}); is a load writing to it?"
         ) from None
     return status
+
+
+def _drift_kind(observed: str, expected: str) -> str:
+    if expected == "unknown":
+        return f"{observed}, not in R4"
+    return f"{observed} (expected {expected})"
 
 
 def format_status(status: Status) -> str:
@@ -254,6 +275,14 @@ def format_status(status: Status) -> str:
         out.append(render_table(("source", "type", "run", "age", "findings"), rows))
     else:
         out.append("  none")
+    if status.drift_paths is not None:
+        out += ["", "schema drift found (latest drifting run per source; raw_fhir.schema_drift)"]
+        rows = [
+            (source, rtype, path, _drift_kind(observed, expected), count, policy, age(at, now))
+            for source, rtype, path, observed, expected, count, policy, at in status.drift_paths
+        ]
+        headers = ("source", "type", "path", "kind", "resources", "policy", "age")
+        out.append(render_table(headers, rows) if rows else "  none")
     if status.alerts is not None:
         out += ["", "open alerts (dbt models in schema alerts, as of their last build)"]
         if status.alerts:

@@ -60,6 +60,11 @@ def run_reconcile(
         raise ConfigError(f"--repair-budget must be 0 or more, got {repair_budget}")
     if since is not None and until is not None and since >= until:
         raise ConfigError("--since must be before --until")
+    if settings.on_snowflake:
+        raise ConfigError(
+            "reconcile reads the DuckDB warehouse; with destination snowflake it is not "
+            "supported yet (run it against a DuckDB load of the source)"
+        )
     config = config or load_rest_source_config(source)
     settings = replace(settings, source_system=config.name)
     chosen = _types(config, types)

@@ -35,6 +35,7 @@ from loaders.rest.search import JsonGetter, SearchPage
 from loaders.rest.tasks import PullTask
 from loaders.runs import merge
 from loaders.settings import LoadSettings
+from loaders.validation import validator_for
 from loaders.warehouse.operational import QuarantineRecord, RunRecord
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
@@ -100,7 +101,13 @@ class RepairSession:
         runner = self._runner()
 
         def produce(version_filter: DuckDBVersionFilter) -> Iterator[Any]:
-            ingest = PageIngest(self.zone, version_filter, self.run, self.settings.page_size)
+            ingest = PageIngest(
+                self.zone,
+                version_filter,
+                self.run,
+                self.settings.page_size,
+                validator=validator_for(self.settings.validation),
+            )
             try:
                 yield from runner.batches(groups, ingest)
                 ingest.flush_quarantine(datetime.now(UTC))
@@ -139,7 +146,13 @@ class RepairSession:
         marked: dict[str, set[str]] = defaultdict(set)
 
         def produce(version_filter: DuckDBVersionFilter) -> Iterator[Any]:
-            ingest = PageIngest(self.zone, version_filter, self.run, self.settings.page_size)
+            ingest = PageIngest(
+                self.zone,
+                version_filter,
+                self.run,
+                self.settings.page_size,
+                validator=validator_for(self.settings.validation),
+            )
             try:
                 yield from runner.batches(list(groups.values()), ingest)
                 ingest.flush_quarantine(datetime.now(UTC))
@@ -185,6 +198,8 @@ class RepairSession:
             DELETED_PAGES,
             [deletion_bundle(resource_type, row.id, noticed_at) for row in gone],
             noticed_at,
+            request_ids=[self.run.run_id] * len(gone),
+            deletes="mark",
         )
         batch = deletion_rows(
             resource_type,

@@ -208,7 +208,14 @@ def reconcile(
         FhirEltError: What stopped the run (it is recorded as failed, with the checks so far).
     """
     started_at = datetime.now(UTC)
-    run = RunRecord(new_run_id(started_at), ctx.config.name, "reconcile", started_at)
+    run = RunRecord(
+        new_run_id(started_at),
+        ctx.config.name,
+        "reconcile",
+        started_at,
+        credential_client_id=ctx.config.auth.credential_client_id,
+    )
+    run.add_resource_types(resource_types)
     report = ReconcileReport(run, options, requests=requests if requests is not None else [])
     zone = LandingZone(ctx.settings.landing_root, ctx.config.name, run.run_id)
     pipeline = make_pipeline(ctx.settings)

@@ -72,6 +72,8 @@ def run_rest(
         page_size=settings.page_size,
         pipelines_dir=settings.pipelines_dir,
         duckdb_memory_limit=settings.duckdb_memory_limit,
+        destination=settings.destination,
+        validation=settings.validation,
     )
     chosen = _types(config, group, types)
     requests: list[Any] = []

@@ -88,6 +88,13 @@ class AuthConfig:
     private_key: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
 
+    @property
+    def credential_client_id(self) -> str | None:
+        """The OAuth client id a run authenticates as (None without a client: none, static)."""
+        if self.kind in (AuthKind.CLIENT_CREDENTIALS, AuthKind.SMART_BACKEND):
+            return self.client_id
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class TypeConfig:

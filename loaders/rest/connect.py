@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from loaders.exceptions import ConfigError
 from loaders.http import (
@@ -51,19 +52,52 @@ def token_provider(auth: AuthConfig) -> TokenProvider | None:
     )
 
 
+class HttpClientSettings(Protocol):
+    """The client settings REST and Bulk Data sources share (read-only; see their configs)."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def auth(self) -> AuthConfig: ...
+    @property
+    def rate_limit(self) -> int | None: ...
+    @property
+    def rate_limit_period_seconds(self) -> float: ...
+    @property
+    def headroom(self) -> float: ...
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def max_elapsed_seconds(self) -> float: ...
+    @property
+    def max_retry_after_seconds(self) -> float: ...
+    @property
+    def retry_base_delay(self) -> float: ...
+    @property
+    def retry_max_delay(self) -> float: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def read_timeout(self) -> float: ...
+    @property
+    def circuit_breaker_threshold(self) -> int: ...
+
+
 @contextmanager
-def open_client(
-    config: RestSourceConfig, on_request: Callable[[RequestRecord], None] | None = None
+def open_http_client(
+    config: HttpClientSettings,
+    *,
+    max_concurrency: int,
+    on_request: Callable[[RequestRecord], None] | None = None,
 ) -> Iterator[FhirHttpClient]:
     """An open client for ``config``'s server; closed (with its token provider) on exit."""
-    provider = token_provider(config.auth)
     bucket = None
     if config.rate_limit is not None:
         budget = RateBudget(config.rate_limit, config.rate_limit_period_seconds, config.headroom)
         bucket = budget.bucket()
     client = FhirHttpClient(
         config.base_url,
-        provider,
+        token_provider(config.auth),
         retry=RetryPolicy(
             max_attempts=config.max_attempts,
             max_elapsed_seconds=config.max_elapsed_seconds,
@@ -72,15 +106,21 @@ def open_client(
             max_delay=config.retry_max_delay,
         ),
         bucket=bucket,
-        max_concurrency=config.concurrency,
+        max_concurrency=max_concurrency,
         timeouts=Timeouts(connect=config.connect_timeout, read=config.read_timeout),
         breaker=CircuitBreaker(config.circuit_breaker_threshold),
         on_request=on_request,
     )
-    try:
-        with client:
-            yield client
-    finally:
-        close = getattr(provider, "close", None)
-        if close is not None:
-            close()
+    with client:  # closing the client closes its token provider too
+        yield client
+
+
+@contextmanager
+def open_client(
+    config: RestSourceConfig, on_request: Callable[[RequestRecord], None] | None = None
+) -> Iterator[FhirHttpClient]:
+    """An open client for a REST source; one request slot per extraction worker."""
+    with open_http_client(
+        config, max_concurrency=config.concurrency, on_request=on_request
+    ) as client:
+        yield client

@@ -127,6 +127,7 @@ class TaskRunner:
                     stats,
                     verify=self.options.verify_windows,
                     max_repages=self.options.max_repages,
+                    drift_policy=ingest.drift.policy,
                 ):
                     put(("page", group, task, page))
                     if self.stop.is_set():

@@ -47,6 +47,7 @@ from loaders.rest.windows import (
 )
 from loaders.runs import merge, new_run_id, record_run, safe_error, write_manifest
 from loaders.settings import LoadSettings
+from loaders.validation import validator_for
 from loaders.warehouse.operational import RunRecord
 from loaders.warehouse.pipeline import StateUpdate, make_pipeline, read_raw_state
 from loaders.warehouse.raw_tables import RAW_DATASET
@@ -134,6 +135,11 @@ def _check_strategy(ctx: SyncContext, resource_type: str) -> Strategy:
 
 def _patient_ids(settings: LoadSettings, source_system: str) -> list[str]:
     """Ids of the patients already loaded from this source (per-patient strategy)."""
+    if settings.on_snowflake:
+        raise ConfigError(
+            "the per_patient strategy reads patient ids from the DuckDB warehouse; with "
+            "destination snowflake use clinical_date, full_sweep or _lastUpdated instead"
+        )
     if not settings.duckdb_path.exists():
         return []
     try:
@@ -196,6 +202,7 @@ class _Run:
             source_system=ctx.config.name,
             command=command,
             started_at=started_at,
+            credential_client_id=ctx.config.auth.credential_client_id,
         )
         bind_run_id(self.run.run_id)
         self.zone = LandingZone(ctx.settings.landing_root, ctx.config.name, self.run.run_id)
@@ -228,7 +235,13 @@ class _Run:
         ingest_box: list[PageIngest] = []
 
         def produce(version_filter: DuckDBVersionFilter) -> Iterator[Any]:
-            ingest = PageIngest(self.zone, version_filter, self.run, ctx.settings.page_size)
+            ingest = PageIngest(
+                self.zone,
+                version_filter,
+                self.run,
+                ctx.settings.page_size,
+                validator=validator_for(ctx.settings.validation),
+            )
             ingest_box.append(ingest)
             yield from timed(runner.batches(groups, ingest), pulling)
             ingest.flush_quarantine(datetime.now(UTC))
@@ -320,6 +333,7 @@ def sync_incremental(
     Patient goes first in its own round when the per-patient strategy needs its ids.
     """
     runner = _Run(ctx, "load rest")
+    runner.run.add_resource_types(resource_types)
     if requests is not None:
         runner.report.requests = requests
     error: BaseException | None = None
@@ -402,6 +416,7 @@ def backfill(
     run fixes it to the server's clock and stores it, so a resumed job keeps its end).
     """
     runner = _Run(ctx, "backfill")
+    runner.run.add_resource_types(resource_types)
     if requests is not None:
         runner.report.requests = requests
     error: BaseException | None = None

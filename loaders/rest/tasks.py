@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from loaders.drift import DriftAction, DriftObservation, DriftPolicy
 from loaders.exceptions import IncompleteWindowError, RequestRejected, SchemaDriftError
 from loaders.rest.config import Strategy
 from loaders.rest.search import (
@@ -82,10 +83,27 @@ class PullStats:
     received_in_window: set[str] = field(default_factory=set)
 
 
-def _drift_error(page: SearchPage) -> SchemaDriftError:
+def _failing_elements(page: SearchPage, policy: DriftPolicy | None) -> dict[str, set[str]]:
+    """The page's unknown top-level elements whose drift policy is ``fail`` (all without one).
+
+    Elements under ``warn`` or ``accept`` go on to the landing, where the run's drift ledger
+    records them (:mod:`loaders.drift`).
+    """
+    if policy is None:
+        return page.unknown_elements
+    failing: dict[str, set[str]] = {}
+    for resource_type, names in page.unknown_elements.items():
+        for name in names:
+            finding = DriftObservation(resource_type, f"{resource_type}.{name}", "", "unknown", 1)
+            if policy.action_for(finding) is DriftAction.FAIL:
+                failing.setdefault(resource_type, set()).add(name)
+    return failing
+
+
+def _drift_error(page: SearchPage, failing: dict[str, set[str]]) -> SchemaDriftError:
     found = "; ".join(
         f"{resource_type}: {', '.join(sorted(names))}"
-        for resource_type, names in sorted(page.unknown_elements.items())
+        for resource_type, names in sorted(failing.items())
     )
     return SchemaDriftError(
         f"{page.where}: elements not in the FHIR R4 definition ({found}) - a renamed or "
@@ -95,19 +113,32 @@ def _drift_error(page: SearchPage) -> SchemaDriftError:
 
 
 def pull(
-    client: JsonGetter, task: PullTask, stats: PullStats, *, verify: bool, max_repages: int
+    client: JsonGetter,
+    task: PullTask,
+    stats: PullStats,
+    *,
+    verify: bool,
+    max_repages: int,
+    drift_policy: DriftPolicy | None = None,
 ) -> Iterator[SearchPage]:
     """Yield the task's pages; when asked, verify the window and fetch what paging missed.
 
+    Args:
+        drift_policy: The source's drift policy: unknown top-level elements it does not mark
+            ``fail`` pass on (to be recorded when landed); None stops on every one.
+
     Raises:
-        SchemaDriftError: A page carries top-level elements R4 does not define; the page is
-            not yielded.
+        SchemaDriftError: A page carries top-level elements R4 does not define (under a
+            ``fail`` policy); the page is not yielded.
         IncompleteWindowError: The window still misses resources after ``max_repages``.
         ExtractError: What the HTTP client raises.
     """
     paging_started: datetime | None = None
     for page in _tracked(
-        search_pages(client, task.resource_type, task.params, path=task.path), task, stats
+        search_pages(client, task.resource_type, task.params, path=task.path),
+        task,
+        stats,
+        drift_policy,
     ):
         paging_started = paging_started or page.fetched_at
         yield page
@@ -143,18 +174,26 @@ def pull(
         for start in range(0, len(missing), _ID_BATCH):
             batch = missing[start : start + _ID_BATCH]
             params = {"_id": ",".join(batch), "_count": str(len(batch))}
-            yield from _tracked(search_pages(client, task.resource_type, params), task, stats)
+            yield from _tracked(
+                search_pages(client, task.resource_type, params), task, stats, drift_policy
+            )
     raise IncompleteWindowError(
         f"{task.label}: {missed} resource(s) still missing after {max_repages} repair(s); "
         "the cursor did not move, the next run pulls the window again"
     )
 
 
-def _tracked(pages: Iterator[SearchPage], task: PullTask, stats: PullStats) -> Iterator[SearchPage]:
+def _tracked(
+    pages: Iterator[SearchPage],
+    task: PullTask,
+    stats: PullStats,
+    drift_policy: DriftPolicy | None = None,
+) -> Iterator[SearchPage]:
     """Count pages and note which ids arrived inside the window; stop at schema drift."""
     for page in pages:
-        if page.unknown_elements:
-            raise _drift_error(page)
+        failing = _failing_elements(page, drift_policy) if page.unknown_elements else {}
+        if failing:
+            raise _drift_error(page, failing)
         stats.pages += 1
         stats.resources += len(page.accepted)
         if task.window is not None:

@@ -7,12 +7,14 @@ it); its payload stays in the landing zone's quarantine pages.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from loaders.code_version import git_commit, package_version
 from loaders.landing import LandingPage
 from loaders.resources import RejectReason
 
@@ -51,6 +53,8 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("json_path", pa.string(), nullable=False),
         pa.field("landing_file", pa.string()),
         pa.field("quarantined_at", _TIMESTAMP, nullable=False),
+        # The line of landing_file holding the original bytes (1-based; null: none kept).
+        pa.field("landing_line", pa.int64()),
     ]
 )
 
@@ -132,6 +136,7 @@ class QuarantineRecord:
     json_path: str
     landing_file: str | None
     quarantined_at: datetime
+    landing_line: int | None = None
 
 
 @dataclass(slots=True)
@@ -154,6 +159,18 @@ class RunRecord:
     error: str | None = None
     counts_by_type: dict[str, int] = field(default_factory=dict)
     merged_by_type: dict[str, int] = field(default_factory=dict)
+    # Provenance: which credential (the OAuth client id, never a secret; None for files and
+    # static tokens), which resource types (sorted, comma-separated) and which code.
+    credential_client_id: str | None = None
+    resource_types: str | None = None
+    code_version: str | None = field(default_factory=package_version)
+    code_commit: str | None = field(default_factory=git_commit)
+
+    def add_resource_types(self, types: Iterable[str]) -> None:
+        """Add ``types`` to ``resource_types`` (sorted, unique; ``_deleted`` etc. skipped)."""
+        known = set(self.resource_types.split(",")) if self.resource_types else set()
+        known.update(name for name in types if name and not name.startswith("_"))
+        self.resource_types = ",".join(sorted(known)) or None
 
 
 def quarantine_table(records: list[QuarantineRecord]) -> pa.Table:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dlt
+import orjson
 import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.resource import DltResource
@@ -16,7 +17,7 @@ from dlt.extract.resource import DltResource
 from loaders.files.fingerprints import LOADED_FILES
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational import LANDING_MANIFEST, LOAD_RUNS, QUARANTINE, REQUEST_LOG
-from loaders.warehouse.raw_tables import PRIMARY_KEY, RAW_COLUMN_HINTS, RAW_DATASET
+from loaders.warehouse.raw_tables import PRIMARY_KEY, RAW_COLUMN_HINTS, RAW_DATASET, RAW_SCHEMA
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,18 @@ def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
     DuckDB's buffer pool defaults to 80% of RAM and the merge would use it; capping it (and not
     preserving insertion order, which raw tables do not need) keeps the load's memory flat as
     input grows: DuckDB spills to a temporary directory beside the warehouse instead.
+
+    With ``settings.destination == "snowflake"`` the pipeline writes to dlt's snowflake
+    destination instead; dlt resolves its credentials from ``destination.snowflake.credentials``
+    (``.dlt/secrets.toml`` or ``DESTINATION__SNOWFLAKE__CREDENTIALS__*``) and never logs them.
     """
+    if settings.on_snowflake:
+        return dlt.pipeline(
+            pipeline_name=pipeline_name(settings),
+            destination=dlt.destinations.snowflake(),
+            dataset_name=RAW_DATASET,
+            pipelines_dir=str(settings.dlt_pipelines_dir),
+        )
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     credentials = DuckDbCredentials(
         str(settings.duckdb_path),
@@ -42,11 +54,16 @@ def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
         },
     )
     return dlt.pipeline(
-        pipeline_name=f"fhir_elt_{settings.source_system.replace('-', '_')}",
+        pipeline_name=pipeline_name(settings),
         destination=dlt.destinations.duckdb(credentials),
         dataset_name=RAW_DATASET,
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
+
+
+def pipeline_name(settings: LoadSettings) -> str:
+    """The dlt pipeline name of a source system (its state and working folder)."""
+    return f"fhir_elt_{settings.source_system.replace('-', '_')}"
 
 
 # Name of the dlt resource that merges raw rows; its resource state holds cursors/checkpoints.
@@ -121,6 +138,41 @@ def raw_resources(batches: Iterable[tuple[str, pa.Table] | StateUpdate]) -> DltR
     return fhir_resources()
 
 
+def snowflake_raw_resources(batches: Iterable[tuple[str, pa.Table]]) -> DltResource:
+    """The raw merge for dlt's snowflake destination: same resource, rows as dicts.
+
+    dlt loads Snowflake with ``COPY INTO`` from staged files, and a JSON text in a parquet or
+    JSONL file lands in a VARIANT column as a VARIANT *string* (``resource:id`` is then NULL).
+    So ``resource`` is handed to dlt as a parsed object: dlt writes it as a JSON object in its
+    JSONL file and Snowflake stores it as a VARIANT object. An empty batch stays arrow, so its
+    table is created with the raw table's columns. Merge rules as :func:`raw_resources`; the
+    batches are pre-filtered by :class:`loaders.warehouse.snowflake_filter.SnowflakeVersionFilter`.
+    """
+
+    @dlt.resource(
+        name=RAW_RESOURCE_NAME,
+        write_disposition="merge",
+        primary_key=PRIMARY_KEY,
+        columns=RAW_COLUMN_HINTS,
+    )
+    def fhir_resources() -> Iterator[object]:
+        for table_name, batch in batches:
+            if batch.num_rows == 0:
+                yield dlt.mark.with_table_name(batch.select(RAW_SCHEMA.names), table_name)
+                continue
+            yield dlt.mark.with_table_name(variant_rows(batch), table_name)
+
+    return fhir_resources()
+
+
+def variant_rows(batch: pa.Table) -> list[dict[str, object]]:
+    """The rows of a raw batch as dicts, ``resource`` parsed from JSON text into an object."""
+    rows = batch.select(RAW_SCHEMA.names).to_pylist()
+    for row in rows:
+        row["resource"] = orjson.loads(row["resource"])
+    return rows
+
+
 # Primary keys of the operational tables: a row with the same key replaces the stored one.
 OPERATIONAL_KEYS: dict[str, tuple[str, ...]] = {
     LOAD_RUNS: ("run_id",),
@@ -155,6 +207,11 @@ def operational_resources(
                 "error": {"data_type": "text", "nullable": True},
                 "counts_by_type": {"data_type": "json"},
                 "merged_by_type": {"data_type": "json"},
+                # provenance columns, created even while their values are null
+                "credential_client_id": {"data_type": "text", "nullable": True},
+                "resource_types": {"data_type": "text", "nullable": True},
+                "code_version": {"data_type": "text", "nullable": True},
+                "code_commit": {"data_type": "text", "nullable": True},
             },
         ),
         dlt.resource(

@@ -83,6 +83,11 @@ class DuckDBVersionFilter:
         version_filter._tables = tables
         return version_filter
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection | None:
+        """The connection the filter reads through (None when no warehouse exists yet)."""
+        return self._connection
+
     def has_table(self, table: str) -> bool:
         """Whether the raw table exists in the warehouse."""
         return table in self._tables
@@ -96,6 +101,17 @@ class DuckDBVersionFilter:
         """
         if self._connection is None or table not in self._tables or batch.num_rows == 0:
             return _mark(batch, 0)
+        return self._keep_newer_than(f'"{self.dataset}"."{table}"', batch)
+
+    def _keep_newer_than(self, stored: str, batch: pa.Table) -> pa.Table:
+        """The rows of ``batch`` that would change the rows of the relation ``stored``.
+
+        The one decision every warehouse shares: a row passes if its key is not in ``stored``,
+        or if its content differs and its ``version_sort_key`` is greater. ``stored`` is a
+        relation of this filter's connection with ``source_system``, ``id``, ``content_hash``
+        and ``version_sort_key`` (a raw table, or a local copy of a remote one's keys).
+        """
+        assert self._connection is not None
         keys = batch.select(["source_system", "id", "content_hash", "version_sort_key"])
         keys = keys.append_column("row_number", pa.array(range(batch.num_rows), pa.int64()))
         self._connection.register("incoming_keys", keys)
@@ -104,7 +120,7 @@ class DuckDBVersionFilter:
                 f"""
                 select incoming.row_number, stored.id is not null as replaces
                 from incoming_keys as incoming
-                left join "{self.dataset}"."{table}" as stored
+                left join {stored} as stored
                     on stored.source_system = incoming.source_system
                     and stored.id = incoming.id
                 where stored.id is null

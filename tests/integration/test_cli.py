@@ -46,7 +46,15 @@ def test_generate_then_load_then_summary(
         == 0
     )
     summary = capsys.readouterr().out
-    assert "patient" in summary and "5" in summary
+    resources = summary.split("raw resources")[1].split("marts")[0]
+    listed = {
+        line.split()[0]: int(line.split()[1].replace(",", ""))
+        for line in resources.splitlines()[1:]
+        if line.strip()
+    }
+    assert listed["patient"] == 5
+    # operational tables are not resources
+    assert not {"load_runs", "landing_manifest", "quarantine", "loaded_files"} & set(listed)
 
 
 def test_quarantine_exits_3_with_one_line_per_reason_and_no_payload(

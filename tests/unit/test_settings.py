@@ -40,3 +40,15 @@ def test_defaults_and_derived_paths(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_page_size_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="page_size"):
         LoadSettings(duckdb_path=Path("w.duckdb"), landing_root=Path("l"), page_size=0)
+
+
+def test_destination_from_flag_environment_or_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FHIR_ELT_DESTINATION", raising=False)
+    assert LoadSettings.resolve().destination == "duckdb"
+    assert not LoadSettings.resolve().on_snowflake
+    monkeypatch.setenv("FHIR_ELT_DESTINATION", "Snowflake")
+    assert LoadSettings.resolve().on_snowflake
+    assert LoadSettings.resolve(destination="duckdb").destination == "duckdb"
+    monkeypatch.setenv("FHIR_ELT_DESTINATION", "bigquery")
+    with pytest.raises(ConfigError, match="destination must be one of duckdb, snowflake"):
+        LoadSettings.resolve()

@@ -116,6 +116,12 @@ final as (
         cast(coalesce(run_status in ('failed', 'partially_failed'), false) as boolean) as is_failed,
         cast(error_message as varchar) as error_message,
 
+        ---------- provenance (which credential and code; never a secret)
+        cast(credential_client_id as varchar) as credential_client_id,
+        cast(resource_types as varchar) as resource_types,
+        cast(code_version as varchar) as code_version,
+        cast(code_commit as varchar) as code_commit,
+
         ---------- timestamps (UTC)
         cast(started_at as timestamp) as started_at,
         cast(finished_at as timestamp) as finished_at,

@@ -1,3 +1,26 @@
+{#-
+    The provenance columns arrived later (loaders/warehouse/operational.py RunRecord): a
+    warehouse whose last run predates them reads them as null until its next run adds them.
+-#}
+{%- set provenance_columns = ['credential_client_id', 'resource_types', 'code_version', 'code_commit'] -%}
+{%- set present_columns = [] -%}
+{%- if execute and flags.INTROSPECT -%}
+    {%- set relation = load_relation(source('fhir', 'load_runs')) -%}
+    {%- if relation is not none -%}
+        {%- for column in adapter.get_columns_in_relation(relation) -%}
+            {%- do present_columns.append(column.name | lower) -%}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endif -%}
+{%- set provenance = {} -%}
+{%- for name in provenance_columns -%}
+    {%- if not present_columns or name in present_columns -%}
+        {%- do provenance.update({name: name}) -%}
+    {%- else -%}
+        {%- do provenance.update({name: 'cast(null as varchar) as ' ~ name}) -%}
+    {%- endif -%}
+{%- endfor -%}
+
 with
 
 source as (
@@ -18,6 +41,12 @@ final as (
         command,
         status as run_status,
         error as error_message,
+
+        ---------- provenance (never a secret)
+        {{ provenance['credential_client_id'] }},
+        {{ provenance['resource_types'] }},
+        {{ provenance['code_version'] }},
+        {{ provenance['code_commit'] }},
 
         ---------- counts
         files_read,
