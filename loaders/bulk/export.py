@@ -55,6 +55,7 @@ from loaders.bulk.files import FileLander, land_error_file
 from loaders.bulk.kickoff import build_kickoff, kick_off
 from loaders.bulk.manifest import Manifest, ManifestFile, collect_manifest
 from loaders.bulk.prefetch import Prefetcher
+from loaders.bulk.reconcile import export_checks
 from loaders.bulk.status import (
     Complete,
     ExportJobFailed,
@@ -67,6 +68,7 @@ from loaders.exceptions import ExtractError
 from loaders.http import FhirHttpClient
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
+from loaders.reconcile.compare import FAILING, WindowCheck, checks_resource
 from loaders.rest.progress import Progress
 from loaders.rest.windows import fhir_instant
 from loaders.runs import merge, new_run_id, record_run, safe_error, write_manifest
@@ -178,6 +180,10 @@ class BulkExport:
             self.report.requests = requests
         self.quarantined: list[Any] = []
         self._policy = poll_policy(ctx.config)
+        # Resources read per merged file (this run and earlier runs of the job), and the
+        # reconciliation checks of a merged export.
+        self._lines_by_file: dict[str, int] = {}
+        self.checks: list[WindowCheck] = []
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -282,6 +288,7 @@ class BulkExport:
         report.declared_resources = manifest.declared_resources
         report.files_done_before = sum(1 for f in manifest.files if f.key in job.finished)
         folder = downloads_folder(self.ctx.settings, self.ctx.config.name, job)
+        self._lines_by_file = dict(job.finished)
         todo = [entry for entry in manifest.files if entry.key not in job.finished]
         if self.ctx.progress is not None:
             self.ctx.progress.plan(len(todo))
@@ -313,6 +320,7 @@ class BulkExport:
                     done = self._merge_batch(job, manifest, stream, ingest, consumed, finished)
                     finished = []
                     for file in consumed:
+                        self._lines_by_file[file.entry.key] = file.lines
                         file.path.unlink(missing_ok=True)
                     if done:
                         break
@@ -323,6 +331,7 @@ class BulkExport:
             report.deletions += lander.deletions
             self.quarantined.extend(ingest.quarantined)
         report.status = "complete"
+        self.checks = export_checks(manifest, self._lines_by_file, job.since, datetime.now(UTC))
         if self.ctx.config.delete_job_when_done:
             self._delete_on_server(job)
         self._remove_downloads(job)
@@ -505,8 +514,29 @@ class BulkExport:
             run.status = "succeeded"
         run.finished_at = datetime.now(UTC)
         write_manifest(self.zone, run)
+        self._record_checks()
         requests = request_log_table(run.run_id, run.source_system, report.requests)
         record_run(self.pipeline, self.zone, self.quarantined, run, requests)
+
+    def _record_checks(self) -> None:
+        """Write the merged export's checks; a failure is logged (the export is merged)."""
+        if not self.checks:
+            return
+        failing = [check.resource_type for check in self.checks if check.status in FAILING]
+        if failing:
+            logger.warning(
+                "Bulk Data %s: resources read differ from the manifest's counts for %s",
+                self.key,
+                ", ".join(failing),
+            )
+        try:
+            self.pipeline.run(checks_resource(self.checks, self.run.run_id, self.run.source_system))
+        except Exception as error:
+            logger.error(
+                "run %s: could not record its reconciliation checks: %s",
+                self.run.run_id,
+                safe_error(error),
+            )
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

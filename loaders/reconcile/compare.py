@@ -15,12 +15,17 @@ since and so moved to a later window). The statuses recorded in ``reconciliation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import dlt
+from dlt.extract.resource import DltResource
+
 from loaders.reconcile.windows import WindowCount
 from loaders.rest.windows import Window
+from loaders.warehouse.operational import RECONCILIATION_CHECKS, reconciliation_checks_table
 
 OK = "ok"
 REPAIRED = "repaired"
@@ -113,6 +118,21 @@ class WindowCheck:
             "status": self.status,
             "checked_at": self.checked_at,
         }
+
+
+CHECK_KEY = ("run_id", "resource_type", "window_end")
+
+
+def checks_resource(checks: Sequence[WindowCheck], run_id: str, source_system: str) -> DltResource:
+    """A dlt resource merging ``checks`` into ``reconciliation_checks`` (keyed by run, type
+    and window end, so recording a run's checks twice adds nothing)."""
+    rows = [check.row(run_id, source_system) for check in checks]
+    return dlt.resource(
+        [reconciliation_checks_table(rows)],
+        name=RECONCILIATION_CHECKS,
+        write_disposition="merge",
+        primary_key=CHECK_KEY,
+    )
 
 
 def choose_repairs(

@@ -30,7 +30,7 @@ import dlt
 
 from loaders.exceptions import ExtractError, RequestRejected, WarehouseError
 from loaders.landing import LandingZone
-from loaders.reconcile.compare import FAILING, WindowCheck, choose_repairs
+from loaders.reconcile.compare import FAILING, WindowCheck, checks_resource, choose_repairs
 from loaders.reconcile.repair import RepairSession
 from loaders.reconcile.sweep import IdDifference, compare_ids, source_ids
 from loaders.reconcile.warehouse import StoredRow, WarehouseView
@@ -43,10 +43,8 @@ from loaders.rest.windows import Window, parse_checkpoint
 from loaders.runs import new_run_id, record_run, safe_error, write_manifest
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational import (
-    RECONCILIATION_CHECKS,
     QuarantineRecord,
     RunRecord,
-    reconciliation_checks_table,
     request_log_table,
 )
 from loaders.warehouse.pipeline import make_pipeline, read_raw_state
@@ -269,17 +267,9 @@ def _finish(
         run.status = "succeeded_with_rejects" if run.resources_quarantined else "succeeded"
     run.finished_at = datetime.now(UTC)
     write_manifest(zone, run)
-    rows = [check.row(run.run_id, run.source_system) for check in report.checks]
     recorded: Exception | None = None
     try:
-        pipeline.run(
-            dlt.resource(
-                [reconciliation_checks_table(rows)],
-                name=RECONCILIATION_CHECKS,
-                write_disposition="merge",
-                primary_key=("run_id", "resource_type", "window_end"),
-            )
-        )
+        pipeline.run(checks_resource(report.checks, run.run_id, run.source_system))
     except Exception as failure:
         recorded = failure
         logger.error("run %s: could not record its checks: %s", run.run_id, safe_error(failure))

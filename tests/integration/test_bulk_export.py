@@ -42,6 +42,23 @@ def _since_of(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _checks_match_truth(settings: LoadSettings, server: FhirTestServer, run_id: str) -> None:
+    """The export's reconciliation rows: per type, the manifest's count == resources read ==
+    the server's truth, status ok, window ending at the transactionTime."""
+    truth: dict[str, int] = {}
+    for resource_type, _ in server.truth():
+        truth[resource_type] = truth.get(resource_type, 0) + 1
+    rows = query(
+        settings,
+        "select resource_type, source_count, warehouse_count, status, window_end "
+        "from raw_fhir.reconciliation_checks where run_id = ?",
+        run_id,
+    )
+    [transaction_time] = _transaction_times(server)
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {t: (n, n, "ok") for t, n in truth.items()}
+    assert {r[4] for r in rows} == {transaction_time}
+
+
 def test_clean_system_export_lands_everything_once_and_records_the_run(
     fhir_server: FhirTestServer, settings: LoadSettings
 ) -> None:
@@ -78,6 +95,7 @@ def test_clean_system_export_lands_everything_once_and_records_the_run(
     assert pages == [(len(fhir_server.truth()),)]
     downloads = settings.landing_root / SOURCE / "_bulk"
     assert not any(downloads.rglob("*.ndjson")), "downloads are removed once merged"
+    _checks_match_truth(settings, fhir_server, report.run.run_id)
 
 
 def test_group_export_loads_exactly_the_members_compartments(
@@ -401,6 +419,8 @@ def test_a_crash_while_downloading_resumes_after_the_last_merged_file(
     assert compare(settings, server.truth()).exact
     [job] = server.bulk_jobs().values()
     assert job.downloads < 2 * report.files_total, "merged files were downloaded again"
+    # the files merged before the crash count too
+    _checks_match_truth(settings, server, report.run.run_id)
 
 
 def test_cancel_deletes_the_job_and_the_next_run_starts_a_new_one(
