@@ -24,13 +24,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import dlt
 
 from loaders.exceptions import ConfigError
 from loaders.fhir import is_known_resource_type
-from loaders.rest.config import AuthConfig, AuthKind
+from loaders.rest.config import AuthConfig, read_auth
 
 SECTION = "sources.fhir_bulk"
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
@@ -240,44 +241,7 @@ def _patients(source: str) -> tuple[str, ...]:
 
 
 def _auth(source: str) -> AuthConfig:
-    raw_kind = str(_get(source, "auth", "none"))
-    try:
-        kind = AuthKind(raw_kind)
-    except ValueError:
-        allowed = ", ".join(k.value for k in AuthKind)
-        raise ConfigError(f"{_key(source, 'auth')} must be one of {allowed}") from None
-    auth = AuthConfig(
-        kind=kind,
-        token_url=_get(source, "token_url"),
-        client_id=_get(source, "client_id"),
-        scope=str(_get(source, "scope", "system/*.read")),
-        kid=_get(source, "kid"),
-        algorithm=str(_get(source, "algorithm", "RS384")),
-        jwks_url=_get(source, "jwks_url"),
-        client_secret=_get(source, "credentials.client_secret", secret=True),
-        private_key=_get(source, "credentials.private_key", secret=True),
-        token=_get(source, "credentials.token", secret=True),
-    )
-    needs = {
-        AuthKind.STATIC: ("credentials.token",),
-        AuthKind.CLIENT_CREDENTIALS: ("client_id", "credentials.client_secret"),
-        AuthKind.SMART_BACKEND: ("client_id", "credentials.private_key"),
-    }.get(kind, ())
-    values = {
-        "credentials.token": auth.token,
-        "client_id": auth.client_id,
-        "credentials.client_secret": auth.client_secret,
-        "credentials.private_key": auth.private_key,
-    }
-    missing = [_key(source, name) for name in needs if not values[name]]
-    if missing:
-        raise ConfigError(
-            f"auth {kind.value} needs {', '.join(missing)} (secrets go in "
-            ".dlt/secrets.toml or the environment)"
-        )
-    if kind is AuthKind.SMART_BACKEND and auth.algorithm not in ("RS384", "ES384"):
-        raise ConfigError(f"{_key(source, 'algorithm')} must be RS384 or ES384")
-    return auth
+    return read_auth(partial(_key, source), partial(_get, source))
 
 
 def load_bulk_source_config(name: str) -> BulkSourceConfig:

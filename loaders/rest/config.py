@@ -28,8 +28,10 @@ Secrets (``.dlt/secrets.toml`` or environment): ``client_secret``, ``private_key
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import dlt
@@ -198,23 +200,37 @@ def _types(source: str, raw: Any, where: str) -> tuple[str, ...]:
 
 
 def _auth(source: str) -> AuthConfig:
-    raw_kind = str(_get(source, "auth", "none"))
+    return read_auth(partial(_key, source), partial(_get, source))
+
+
+def read_auth(key: Callable[[str], str], get: Callable[..., Any]) -> AuthConfig:
+    """A source's auth settings, checked (shared by REST and Bulk Data sources).
+
+    Args:
+        key: The full config key of a source key (for messages).
+        get: Reads a source key: ``get(key, default=None, *, secret=False)``.
+
+    Raises:
+        ConfigError: An unknown auth kind, or a credential the kind needs is missing (the
+            message names the keys, never a value).
+    """
+    raw_kind = str(get("auth", "none"))
     try:
         kind = AuthKind(raw_kind)
     except ValueError:
         allowed = ", ".join(k.value for k in AuthKind)
-        raise ConfigError(f"{_key(source, 'auth')} must be one of {allowed}") from None
+        raise ConfigError(f"{key('auth')} must be one of {allowed}") from None
     auth = AuthConfig(
         kind=kind,
-        token_url=_get(source, "token_url"),
-        client_id=_get(source, "client_id"),
-        scope=str(_get(source, "scope", "system/*.read")),
-        kid=_get(source, "kid"),
-        algorithm=str(_get(source, "algorithm", "RS384")),
-        jwks_url=_get(source, "jwks_url"),
-        client_secret=_get(source, "credentials.client_secret", secret=True),
-        private_key=_get(source, "credentials.private_key", secret=True),
-        token=_get(source, "credentials.token", secret=True),
+        token_url=get("token_url"),
+        client_id=get("client_id"),
+        scope=str(get("scope", "system/*.read")),
+        kid=get("kid"),
+        algorithm=str(get("algorithm", "RS384")),
+        jwks_url=get("jwks_url"),
+        client_secret=get("credentials.client_secret", secret=True),
+        private_key=get("credentials.private_key", secret=True),
+        token=get("credentials.token", secret=True),
     )
     needs = {
         AuthKind.STATIC: ("credentials.token",),
@@ -227,14 +243,14 @@ def _auth(source: str) -> AuthConfig:
         "credentials.client_secret": auth.client_secret,
         "credentials.private_key": auth.private_key,
     }
-    missing = [_key(source, name) for name in needs if not values[name]]
+    missing = [key(name) for name in needs if not values[name]]
     if missing:
         raise ConfigError(
             f"auth {kind.value} needs {', '.join(missing)} (secrets go in "
             ".dlt/secrets.toml or the environment)"
         )
     if kind is AuthKind.SMART_BACKEND and auth.algorithm not in ("RS384", "ES384"):
-        raise ConfigError(f"{_key(source, 'algorithm')} must be RS384 or ES384")
+        raise ConfigError(f"{key('algorithm')} must be RS384 or ES384")
     return auth
 
 

@@ -173,3 +173,21 @@ def test_config_is_read_through_dlt_with_checks(monkeypatch) -> None:
     monkeypatch.delenv(prefix + "GROUP_ID")
     with pytest.raises(ConfigError, match="group_id is needed"):
         load_bulk_source_config("epic_bulk")
+
+
+def test_auth_config_names_the_bulk_keys_and_never_the_secret(monkeypatch) -> None:
+    prefix = "SOURCES__FHIR_BULK__EPIC_BULK__"
+    monkeypatch.setenv(prefix + "BASE_URL", BASE)
+    monkeypatch.setenv(prefix + "AUTH", "basic")
+    with pytest.raises(ConfigError, match=r"sources\.fhir_bulk\.epic_bulk\.auth must be one of"):
+        load_bulk_source_config("epic_bulk")
+    monkeypatch.setenv(prefix + "AUTH", "client_credentials")
+    monkeypatch.setenv(prefix + "CLIENT_ID", "fhir-elt")
+    with pytest.raises(
+        ConfigError, match=r"needs sources\.fhir_bulk\.epic_bulk\.credentials\.client_secret"
+    ):
+        load_bulk_source_config("epic_bulk")
+    monkeypatch.setenv(prefix + "CREDENTIALS__CLIENT_SECRET", "s3cret-value")
+    config = load_bulk_source_config("epic_bulk")
+    assert (config.auth.client_id, config.auth.credential_client_id) == ("fhir-elt", "fhir-elt")
+    assert "s3cret-value" not in repr(config)
