@@ -8,7 +8,7 @@ loader missed); and every deleted key must be stored with ``is_deleted``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import duckdb
@@ -18,6 +18,8 @@ from loaders.bulk.commands import run_bulk
 from loaders.bulk.config import BulkSourceConfig
 from loaders.bulk.export import BulkReport
 from loaders.settings import LoadSettings
+from tests.integration import warehouse_truth
+from tests.integration.warehouse_truth import Comparison
 
 SOURCE = "ehr_bulk"
 
@@ -46,69 +48,14 @@ def run(settings: LoadSettings, config: BulkSourceConfig, **kwargs: Any) -> Bulk
     return run_bulk(config.name, settings, config=config, progress=False, **kwargs)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """The warehouse against the server's truth."""
-
-    lost: set[tuple[str, str]]
-    stale: set[tuple[str, str]]
-    duplicated: int
-    extra: set[tuple[str, str]]
-
-    @property
-    def exact(self) -> bool:
-        return not (self.lost or self.stale or self.duplicated or self.extra)
-
-
-def _tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        name
-        for (name,) in connection.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw_fhir'"
-        ).fetchall()
-    }
-
-
-def stored_rows(settings: LoadSettings) -> tuple[dict[tuple[str, str], tuple[str, bool]], int]:
-    """``(type, id) -> (version_id, is_deleted)`` over every raw table, and keys stored twice."""
-    stored: dict[tuple[str, str], tuple[str, bool]] = {}
-    duplicated = 0
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
-        for table in _tables(connection):
-            columns = {
-                name
-                for (name,) in connection.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'raw_fhir' and table_name = ?",
-                    [table],
-                ).fetchall()
-            }
-            if not {"resource_type", "id", "is_deleted", "version_id"} <= columns:
-                continue
-            rows = connection.execute(
-                f"select resource_type, id, version_id, is_deleted from raw_fhir.{table} "
-                "where source_system = ?",
-                [SOURCE],
-            ).fetchall()
-            keys = [(rtype, rid) for rtype, rid, _, _ in rows]
-            duplicated += len(keys) - len(set(keys))
-            stored.update({(rtype, rid): (vid, deleted) for rtype, rid, vid, deleted in rows})
-    return stored, duplicated
-
-
 def compare(settings: LoadSettings, truth: dict[tuple[str, str], tuple[str, str]]) -> Comparison:
     """Lost, stale, duplicated, and live rows the server no longer has."""
-    stored, duplicated = stored_rows(settings)
-    live = {key: version for key, (version, deleted) in stored.items() if not deleted}
-    lost = {key for key in truth if key not in live}
-    stale = {key for key in truth if key in live and live[key] != truth[key][0]}
-    extra = {key for key in live if key not in truth}
-    return Comparison(lost, stale, duplicated, extra)
+    return warehouse_truth.compare(settings, truth, SOURCE)
 
 
 def deleted_keys(settings: LoadSettings) -> set[tuple[str, str]]:
     """Keys stored with ``is_deleted``."""
-    stored, _ = stored_rows(settings)
+    stored, _ = warehouse_truth.stored_rows(settings, SOURCE)
     return {key for key, (_, deleted) in stored.items() if deleted}
 
 
