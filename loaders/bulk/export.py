@@ -68,6 +68,7 @@ from loaders.exceptions import ExtractError
 from loaders.http import FhirHttpClient
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
+from loaders.ops.metrics import run_metrics_rows, write_run_metrics
 from loaders.reconcile.compare import FAILING, WindowCheck, checks_resource
 from loaders.rest.progress import Progress
 from loaders.rest.windows import fhir_instant
@@ -517,6 +518,20 @@ class BulkExport:
         self._record_checks()
         requests = request_log_table(run.run_id, run.source_system, report.requests)
         record_run(self.pipeline, self.zone, self.quarantined, run, requests)
+        if report.status == "complete":
+            self._record_metrics()
+
+    def _record_metrics(self) -> None:
+        """``run_metrics`` of a merged export: per type what landed and merged, the run's
+        requests (downloads, polls) in the untyped row; a failure is logged."""
+        rows = run_metrics_rows(
+            self.run,
+            {},
+            self.report.requests,
+            self.quarantined,
+            token_refreshes=self.ctx.client.counters.token_refreshes,
+        )
+        write_run_metrics(self.ctx.settings, rows)
 
     def _record_checks(self) -> None:
         """Write the merged export's checks; a failure is logged (the export is merged)."""

@@ -1,4 +1,4 @@
-"""Per run and per resource type: what a REST run cost and what it delivered (``run_metrics``).
+"""Per run and resource type: what a REST run or Bulk export cost and delivered (``run_metrics``).
 
 One row per resource type the run touched (skipped types included, with zeros), plus one
 ``(untyped)`` row for requests that belong to no type (the CapabilityStatement) and for the

@@ -96,6 +96,19 @@ def test_clean_system_export_lands_everything_once_and_records_the_run(
     downloads = settings.landing_root / SOURCE / "_bulk"
     assert not any(downloads.rglob("*.ndjson")), "downloads are removed once merged"
     _checks_match_truth(settings, fhir_server, report.run.run_id)
+    # run metrics: per type what merged; the run's requests in the untyped row
+    metrics = query(
+        settings,
+        "select resource_type, resources_merged, requests from raw_fhir.run_metrics "
+        "where run_id = ?",
+        report.run.run_id,
+    )
+    merged = {t: m for t, m, _ in metrics if t != "(untyped)"}
+    assert sum(merged.values()) == len(fhir_server.truth())
+    [(requests,)] = query(
+        settings, "select count(*) from raw_fhir.request_log where run_id = ?", report.run.run_id
+    )
+    assert sum(r for _, _, r in metrics) == requests > 0
 
 
 def test_group_export_loads_exactly_the_members_compartments(
