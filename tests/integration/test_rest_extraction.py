@@ -99,9 +99,11 @@ def test_read_timeouts_on_a_slow_link_are_retried(
     fhir_server_factory, settings: LoadSettings
 ) -> None:
     server = fhir_server_factory(scenario=Scenario())
-    server.scenario.slow_next(3, 1.0)
+    # 2 s against a 1 s read timeout: far enough apart that a loaded CI machine's ordinary
+    # responses (milliseconds here) never time out too
+    server.scenario.slow_next(3, 2.0)
 
-    report = run(settings, rest_config(server.base_url, read_timeout=0.3, concurrency=1))
+    report = run(settings, rest_config(server.base_url, read_timeout=1.0, concurrency=1))
 
     assert report.exit_code == 0
     timeouts = [r for r in report.requests if r.error_class == "ReadTimeout"]
