@@ -47,6 +47,7 @@ from loaders.warehouse.operational_writer import (
 from loaders.warehouse.pipeline import (
     OPERATIONAL_KEYS,
     StateUpdate,
+    discard_interrupted_loads,
     operational_resources,
     raw_resources,
     snowflake_raw_resources,
@@ -181,6 +182,7 @@ def _merge_on_snowflake(
 def _load_with_dlt(pipeline: dlt.Pipeline, data: Any) -> None:
     """Extract, normalise and load ``data`` with dlt; its failures become WarehouseError."""
     try:
+        discard_interrupted_loads(pipeline)
         pipeline.extract(data)
         pipeline.normalize()
         pipeline.load()
@@ -300,6 +302,8 @@ def record_run(
                     primary_key=SCHEMA_DRIFT_KEY,
                 )
             )
-        _pipeline(pipeline).run(resources)
+        dlt_pipeline = _pipeline(pipeline)
+        discard_interrupted_loads(dlt_pipeline)
+        dlt_pipeline.run(resources)
     except Exception as error:
         logger.error("run %s: could not record the run: %s", run.run_id, safe_error(error))

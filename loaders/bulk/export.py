@@ -76,7 +76,12 @@ from loaders.runs import merge, new_run_id, record_run, safe_error, write_manife
 from loaders.settings import LoadSettings
 from loaders.validation import validator_for
 from loaders.warehouse.operational import RunRecord, request_log_table
-from loaders.warehouse.pipeline import StateUpdate, make_pipeline, read_raw_state
+from loaders.warehouse.pipeline import (
+    StateUpdate,
+    discard_interrupted_loads,
+    make_pipeline,
+    read_raw_state,
+)
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
 logger = logging.getLogger(__name__)
@@ -175,6 +180,7 @@ class BulkExport:
         self.run.add_resource_types(ctx.types)
         self.zone = LandingZone(ctx.settings.landing_root, ctx.config.name, self.run.run_id)
         self.pipeline = make_pipeline(ctx.settings)
+        discard_interrupted_loads(self.pipeline)  # error files are stored before any merge
         self.key = export_key(ctx.config, ctx.types)
         self.report = BulkReport(self.run, self.key)
         if requests is not None:

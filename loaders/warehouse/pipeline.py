@@ -61,6 +61,30 @@ def make_pipeline(settings: LoadSettings) -> dlt.Pipeline:
     )
 
 
+def discard_interrupted_loads(pipeline: dlt.Pipeline) -> bool:
+    """Abort the load packages a killed run left behind; dlt's local state rewinds to before them.
+
+    Raw rows are committed before the dlt load that carries their cursor or checkpoint (see
+    ``loaders/runs.py``), so such a package holds only state and operational rows that the
+    next run derives again (re-reading is a no-op for the version filter). Finishing it
+    instead can fail: dlt's normalize cannot resume a package killed between moving it to
+    ``normalized/`` and deleting its extracted copy. Only writing commands call this, before
+    their dlt loads; read-only ones (status, dry run) never do, so they cannot disturb a load
+    in progress.
+
+    Returns:
+        Whether anything was discarded.
+    """
+    if not pipeline.has_pending_data:
+        return False
+    logger.warning(
+        "dlt pipeline %s: discarding load packages left by an interrupted run (its work is redone)",
+        pipeline.pipeline_name,
+    )
+    pipeline.abort_packages()
+    return True
+
+
 def pipeline_name(settings: LoadSettings) -> str:
     """The dlt pipeline name of a source system (its state and working folder)."""
     return f"fhir_elt_{settings.source_system.replace('-', '_')}"
