@@ -25,13 +25,11 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import Any
-
-import dlt
 
 from loaders.exceptions import ConfigError
 from loaders.fhir import is_known_resource_type
 from loaders.rest.config import AuthConfig, read_auth
+from loaders.source_config import SourceSection
 
 SECTION = "sources.fhir_bulk"
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
@@ -154,37 +152,11 @@ class BulkSourceConfig:
         return self.level.value
 
 
-def _key(source: str, key: str) -> str:
-    return f"{SECTION}.{source}.{key}"
-
-
-def _get(source: str, key: str, default: Any = None, *, secret: bool = False) -> Any:
-    provider = dlt.secrets if secret else dlt.config
-    value = provider.get(_key(source, key))
-    return default if value is None else value
-
-
-def _number(source: str, key: str, default: float, *, minimum: float, integer: bool) -> Any:
-    value = _get(source, key, default)
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{_key(source, key)} must be a number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{_key(source, key)} must be at least {minimum}, got {number}")
-    return number
-
-
-def _flag(source: str, key: str, default: bool) -> bool:
-    value = _get(source, key, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"{_key(source, key)} must be true or false, got {value!r}")
+_SECTION = SourceSection(SECTION)
+_key = _SECTION.key
+_get = _SECTION.get
+_number = _SECTION.number
+_flag = _SECTION.flag
 
 
 def _strings(source: str, key: str) -> tuple[str, ...]:

@@ -34,11 +34,11 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-import dlt
 import orjson
 
 from loaders.exceptions import ConfigError
 from loaders.fhir import CORE_RESOURCE_TYPES, is_known_resource_type
+from loaders.source_config import SourceSection
 
 _SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -167,25 +167,10 @@ class RestSourceConfig:
         raise ConfigError(f"source {self.name!r} has no group {name!r} (groups: {known})")
 
 
-def _key(source: str, key: str) -> str:
-    return f"sources.fhir_rest.{source}.{key}"
-
-
-def _get(source: str, key: str, default: Any = None, *, secret: bool = False) -> Any:
-    provider = dlt.secrets if secret else dlt.config
-    value = provider.get(_key(source, key))
-    return default if value is None else value
-
-
-def _number(source: str, key: str, default: float, *, minimum: float, integer: bool) -> Any:
-    value = _get(source, key, default)
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{_key(source, key)} must be a number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{_key(source, key)} must be at least {minimum}, got {number}")
-    return number
+_SECTION = SourceSection("sources.fhir_rest")
+_key = _SECTION.key
+_get = _SECTION.get
+_number = _SECTION.number
 
 
 def _types(source: str, raw: Any, where: str) -> tuple[str, ...]:
