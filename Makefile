@@ -15,7 +15,7 @@ DEMO_PATIENTS ?= 1000
 DEMO_SEED ?= 42
 DEMO_DIR ?= demo_data
 
-.PHONY: help setup demo test test-fast lint docs bench bench-rest bench-bulk bench-dbt clean
+.PHONY: help setup demo test test-fast lint docs bench bench-rest bench-bulk bench-dbt reliability clean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,9 @@ bench-dbt: $(INSTALLED) ## time dbt build after a 1%-changed load against a full
 
 bench-bulk: $(INSTALLED) ## time a 100,000-resource Bulk Data export end to end; peak memory
 	PYTHONPATH=. $(BIN)/python bench/bulk_export.py
+
+reliability: $(INSTALLED) ## fault matrix, hostile-input corpus and fuzzing, PHI/secret canary scan (tables)
+	$(BIN)/python -m tests.reliability
 
 clean: ## remove the warehouse, landing zone, demo data and dbt artefacts (keeps .venv)
 	rm -rf warehouse landing $(DEMO_DIR) target logs

@@ -290,6 +290,11 @@ class TokenService:
                 return IssuedToken(f"static-{index}", None, frozenset(scopes), None)
         return None
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued so far (the secrets themselves; for leak scans in tests)."""
+        with self._lock:
+            return list(self._tokens)
+
     def is_expired(self, token: IssuedToken) -> bool:
         """Whether the server clock has reached the token's expiry."""
         return token.expires_at is not None and self._now() >= token.expires_at

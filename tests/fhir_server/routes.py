@@ -411,14 +411,18 @@ class Router:
         every = scenario.outcome_entry_every_n_pages
         if every and page % every == 0:
             entries.append(outcome_entry("informational", f"page {page} served", "information"))
-        entries.extend(self._match_entry(e, query, parsed.elements, page) for e in window)
+        served = window
+        if scenario.repeat_page == (query.label, page) and offset > 0:
+            served = results[max(0, offset - size) : offset]  # the previous page, again
+            server.stats.incr("repeated_pages")
+        entries.extend(self._match_entry(e, query, parsed.elements, page) for e in served)
         if scenario.include_entries:
-            entries.extend(self._include_entries(window))
+            entries.extend(self._include_entries(served))
         if entries:
             bundle["entry"] = entries
         body = orjson.dumps(bundle)
         server.stats.incr("pages_served")
-        server.stats.incr("resources_served", len(window))
+        server.stats.incr("resources_served", len(served))
         response = Response(200, body)
         if scenario.malformed_page == (query.label, page):
             response.body = body[: len(body) // 2]

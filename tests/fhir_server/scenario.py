@@ -65,6 +65,10 @@ class Scenario:
         rename_field: ``(type, from_element, to_element, page_number)``: rename a top-level
             element of every resource of that type on that page of that type's searches.
         malformed_page: ``(type, page_number)``: that page is truncated JSON with status 200.
+        repeat_page: ``(type, page_number)``: that page (2 or later) of that type's searches
+            carries the previous page's entries again, with the real page's ``next`` link, as a
+            replaying cache or proxy would: the previous page arrives twice and that page's
+            own entries are never sent by paging.
         outcome_entry_every_n_pages: Add an information OperationOutcome entry
             (``search.mode = "outcome"``) to every n-th page.
         include_entries: Add the referenced Patients as ``search.mode = "include"`` entries.
@@ -113,6 +117,7 @@ class Scenario:
     update_while_paging: int = 0
     rename_field: tuple[str, str, str, int] | None = None
     malformed_page: tuple[str, int] | None = None
+    repeat_page: tuple[str, int] | None = None
     outcome_entry_every_n_pages: int | None = None
     include_entries: bool = False
     token_lifetime_seconds: int = 300

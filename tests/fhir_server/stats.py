@@ -15,6 +15,7 @@ COUNTERS: tuple[str, ...] = (
     "resets",
     "slow_responses",
     "malformed_pages",
+    "repeated_pages",
     "tokens_issued",
     "token_errors",
     "pages_served",
