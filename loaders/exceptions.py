@@ -5,9 +5,12 @@ The tree, so callers can catch at the depth they need::
     FhirEltError                    anything fhir-elt raises on purpose
     ├── ConfigError                 a setting is missing or malformed
     ├── InputError                  an input path cannot be read as FHIR files at all
+    │   └── ReaderError             reading a file failed in a way the reader does not handle
     ├── LandingError                the landing zone cannot be written or read
-    │   └── LandingIntegrityError   a landing file no longer matches its manifest row
+    │   ├── LandingIntegrityError   a landing file no longer matches its manifest row
+    │   └── LandingFullError        the landing zone's disk (or quota) is full
     ├── WarehouseError              the warehouse refused a merge or a query
+    │   └── WarehouseLockedError    another process holds the DuckDB warehouse file open
     ├── SchemaDriftError            resources carry elements their R4 definition lacks, or
     │                               elements of another JSON kind (policy ``fail``)
     ├── ValidationPoolError         a FHIR validation worker process died (validation mode
@@ -43,6 +46,15 @@ class InputError(FhirEltError):
     """An input path does not exist or holds nothing fhir-elt can read."""
 
 
+class ReaderError(InputError):
+    """Reading one input file failed in a way the file reader does not handle (a fhir-elt bug).
+
+    Hostile input is refused resource by resource into quarantine; this is the net under that:
+    the run stops, and the message names the file, the line (or Bundle entry) reached and the
+    exception's type, never its text (which could quote a value).
+    """
+
+
 class LandingError(FhirEltError):
     """The landing zone cannot be written or read."""
 
@@ -51,8 +63,24 @@ class LandingIntegrityError(LandingError):
     """A landing file's bytes no longer match the sha256 recorded in its manifest row."""
 
 
+class LandingFullError(LandingError):
+    """A landing page or manifest could not be written: no space left (or quota exceeded).
+
+    The page being written is removed, nothing of the page is merged; pages already landed
+    stay. Free space and run the command again.
+    """
+
+
 class WarehouseError(FhirEltError):
     """The warehouse refused a merge or a query."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the DuckDB warehouse file open (DuckDB allows one writer).
+
+    Raised by :func:`loaders.warehouse.connect.connect_warehouse`; the message names the file
+    and, when DuckDB reports it, the holder's process id.
+    """
 
 
 class SchemaDriftError(FhirEltError):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 _MART_SCHEMA = "marts"
@@ -56,7 +57,7 @@ def format_summary(duckdb_path: Path, target_dir: Path) -> str:
     out = lines.append
     if not duckdb_path.exists():
         return f"no warehouse at {duckdb_path}: run `make demo` or `fhir-elt load files PATH`"
-    with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+    with connect_warehouse(duckdb_path, read_only=True) as connection:
         raw_tables = _table_counts(connection, RAW_DATASET)
         resource_tables = _resource_tables(connection)
         marts = _table_counts(connection, _MART_SCHEMA)

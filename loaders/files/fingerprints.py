@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from loaders.exceptions import WarehouseError
 from loaders.files.discover import InputFile
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def find_already_loaded(
         return {}
     sizes = {source.path: source.path.stat().st_size for source in files}
     try:
-        with duckdb.connect(str(database), read_only=True) as connection:
+        with connect_warehouse(database, read_only=True) as connection:
             tables = {
                 name
                 for (name,) in connection.execute(

@@ -14,6 +14,8 @@ content. Everything downstream can be rebuilt from these files without asking th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import os
@@ -25,9 +27,12 @@ from pathlib import Path
 
 import orjson
 
-from loaders.exceptions import LandingError, LandingIntegrityError
+from loaders import fault_points
+from loaders.exceptions import LandingError, LandingFullError, LandingIntegrityError
 
 QUARANTINE = "_quarantine"
+# "No space left on device" and "disk quota exceeded": the landing zone is full.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SOURCE_SYSTEM = re.compile(r"[a-z0-9][a-z0-9_\-]{0,62}")
 
 
@@ -114,6 +119,42 @@ class LandingZone:
             deletes: For ``_deleted`` pages: ``mark`` or ``tombstone`` (see LandingPage).
 
         Raises:
+            LandingFullError: No space is left in the landing zone (nothing of the page stays).
+            LandingError: The page cannot be written, or a page of that name already exists.
+        """
+        text = b"".join(line + b"\n" for line in lines)
+        return self.write_compressed_page(
+            resource_type,
+            compress_page(text, self.compresslevel),
+            len(lines),
+            now,
+            request_ids=request_ids,
+            deletes=deletes,
+        )
+
+    def write_compressed_page(
+        self,
+        resource_type: str,
+        payload: bytes,
+        line_count: int,
+        now: datetime,
+        *,
+        request_ids: Sequence[str | None] | None = None,
+        deletes: str | None = None,
+    ) -> LandingPage:
+        """:meth:`write_page` for lines already joined and compressed (on another thread).
+
+        Args:
+            resource_type: The lines' type (or ``_quarantine``, ``_deleted``, ...).
+            payload: ``compress_page(lines, self.compresslevel)``, ``lines`` being each line
+                followed by ``\\n``: the bytes :meth:`write_page` writes for the same lines.
+            line_count: How many lines it holds.
+            now: When the lines were fetched (or read); names the page's date folder.
+            request_ids: The request of each line (recorded in the manifest for replays).
+            deletes: For ``_deleted`` pages: ``mark`` or ``tombstone`` (see LandingPage).
+
+        Raises:
+            LandingFullError: No space is left in the landing zone (nothing of the page stays).
             LandingError: The page cannot be written, or a page of that name already exists.
         """
         self._sequence += 1
@@ -123,19 +164,16 @@ class LandingZone:
             / now.strftime("%Y-%m-%d")
             / f"{self.run_id}-{self._sequence:05d}.ndjson.gz"
         )
-        payload = gzip.compress(
-            b"".join(line + b"\n" for line in lines), compresslevel=self.compresslevel, mtime=0
-        )
         target = self.root / relative
         if target.exists():
             raise LandingError(f"landing page already exists, refusing to overwrite: {target}")
-        _write_atomically(target, payload, "landing page")
+        _write_atomically(target, payload, "landing page", self.root, fault_point="landing")
         page = LandingPage(
             landing_file=relative.as_posix(),
             run_id=self.run_id,
             source_system=self.source_system,
             resource_type=resource_type,
-            resource_count=len(lines),
+            resource_count=line_count,
             sha256=hashlib.sha256(payload).hexdigest(),
             size_bytes=len(payload),
             created_at=now,
@@ -151,18 +189,44 @@ class LandingZone:
         rows = b"".join(
             orjson.dumps(asdict(page), option=orjson.OPT_UTC_Z) + b"\n" for page in self.pages
         )
-        _write_atomically(target, rows, "landing manifest")
+        _write_atomically(target, rows, "landing manifest", self.root)
         return target
 
 
-def _write_atomically(target: Path, payload: bytes, what: str) -> None:
-    """Write ``payload`` to a temporary name beside ``target``, then rename it into place."""
+def compress_page(text: bytes | memoryview, compresslevel: int) -> bytes:
+    """A landing page's bytes as stored: ``text`` gzipped with no timestamp (deterministic)."""
+    return gzip.compress(text, compresslevel=compresslevel, mtime=0)
+
+
+def _write_atomically(
+    target: Path, payload: bytes, what: str, root: Path, *, fault_point: str | None = None
+) -> None:
+    """Write ``payload`` to a temporary name beside ``target``, then rename it into place.
+
+    On failure the temporary file is removed, so a full disk leaves no half-written page.
+    ``fault_point`` names the :mod:`loaders.fault_points` point between the write and the rename.
+
+    Raises:
+        LandingFullError: No space left (or quota exceeded) under ``root``.
+        LandingError: Any other failure to write.
+    """
+    temporary = target.with_name(f".{target.name}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
         temporary.write_bytes(payload)
+        if fault_point is not None:
+            fault_points.reached(fault_point)  # bytes written, not yet renamed into place
         os.replace(temporary, target)
     except OSError as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        if error.errno in _FULL:
+            raise LandingFullError(
+                f"landing zone full at {root}: no space left to write a {what} "
+                f"({error.strerror}); it was removed and nothing of it was merged, what "
+                "landed before is kept. Free space there (or point --landing at a larger "
+                "disk), then run the same command again"
+            ) from error
         raise LandingError(f"cannot write {what} {target}: {error.strerror or error}") from error
 
 

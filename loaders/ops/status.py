@@ -29,6 +29,7 @@ from loaders.drift import SCHEMA_DRIFT
 from loaders.exceptions import WarehouseError
 from loaders.fhir import is_known_resource_type, table_name_for
 from loaders.ops.tables import age, duration, render_table
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import (
     LANDING_MANIFEST,
     LOAD_RUNS,
@@ -172,7 +173,7 @@ def collect_status(duckdb_path: Path, *, runs: int = 10, now: datetime | None = 
         )
     status = Status(duckdb_path, now or datetime.now(UTC))
     try:
-        with duckdb.connect(str(duckdb_path), read_only=True) as connection:
+        with connect_warehouse(duckdb_path, read_only=True) as connection:
             tables = _tables(connection, RAW_DATASET)
             resource_tables = _resource_tables(tables)
             status.freshness = _freshness(connection, resource_tables, RUN_METRICS in tables)

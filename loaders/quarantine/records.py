@@ -19,6 +19,7 @@ import duckdb
 
 from loaders.exceptions import ConfigError, WarehouseError
 from loaders.quarantine.retries import QUARANTINE_RETRIES
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import QUARANTINE
 from loaders.warehouse.raw_tables import RAW_DATASET
 
@@ -45,6 +46,8 @@ EXPLANATIONS = {
     "invalid_fhir_resource": "the resource is not valid against its fhir.resources.R4B model "
     "(validation sample or full) at the JSON path: a wrong JSON type, a malformed date or "
     "code, an unknown or missing element",
+    "too_deeply_nested": "the resource nests objects and arrays deeper than fhir-elt can "
+    "write JSON (254 levels); no FHIR resource needs that",
 }
 
 
@@ -136,7 +139,7 @@ def read_entries(database: Path) -> list[QuarantineEntry]:
     if not database.exists():
         raise WarehouseError(f"no warehouse at {database}")
     try:
-        with duckdb.connect(str(database), read_only=True) as connection:
+        with connect_warehouse(database, read_only=True) as connection:
             if not _columns(connection, QUARANTINE):
                 return []
             rows = connection.execute(_query(connection)).fetchall()

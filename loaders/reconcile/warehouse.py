@@ -20,6 +20,7 @@ import duckdb
 from loaders.exceptions import WarehouseError
 from loaders.fhir import table_name_for
 from loaders.rest.windows import Window
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 
@@ -46,7 +47,7 @@ class WarehouseView:
         if not database.exists():
             return
         try:
-            self._connection = duckdb.connect(str(database), read_only=True)
+            self._connection = connect_warehouse(database, read_only=True)
         except duckdb.Error as error:
             raise WarehouseError(
                 f"cannot open the warehouse {database} to reconcile (is another process "

@@ -48,6 +48,7 @@ from loaders.rest.windows import (
 from loaders.runs import merge, new_run_id, record_run, safe_error, write_manifest
 from loaders.settings import LoadSettings
 from loaders.validation import validator_for
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import RunRecord
 from loaders.warehouse.pipeline import StateUpdate, make_pipeline, read_raw_state
 from loaders.warehouse.raw_tables import RAW_DATASET
@@ -143,7 +144,7 @@ def _patient_ids(settings: LoadSettings, source_system: str) -> list[str]:
     if not settings.duckdb_path.exists():
         return []
     try:
-        with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        with connect_warehouse(settings.duckdb_path, read_only=True) as connection:
             rows = connection.execute(
                 f"select id from {RAW_DATASET}.{table_name_for('Patient')} "
                 "where source_system = ? and not is_deleted order by id",

@@ -29,6 +29,7 @@ from loaders.exceptions import LandingError, WarehouseError
 from loaders.landing import LandingPage, read_manifest
 from loaders.landing.zone import QUARANTINE
 from loaders.quarantine.records import OPEN, read_entries
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import LOAD_RUNS
 from loaders.warehouse.raw_tables import RAW_DATASET
 
@@ -215,7 +216,7 @@ def _warehouse_facts(database: Path) -> _WarehouseFacts:
             f"no warehouse at {database}: landing retention needs load_runs to prove pages merged"
         )
     try:
-        with duckdb.connect(str(database), read_only=True) as connection:
+        with connect_warehouse(database, read_only=True) as connection:
             tables = raw_tables_with(connection, "landing_file")
             if LOAD_RUNS not in _tables(connection):
                 raise WarehouseError(f"{database} has no {RAW_DATASET}.{LOAD_RUNS}")

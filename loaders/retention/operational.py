@@ -18,6 +18,7 @@ import duckdb
 
 from loaders.exceptions import WarehouseError
 from loaders.retention.landing import raw_tables_with
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import REQUEST_LOG
 from loaders.warehouse.raw_tables import RAW_DATASET
 
@@ -49,7 +50,7 @@ def operational_retention(
     if not database.exists():
         raise WarehouseError(f"no warehouse at {database}")
     try:
-        with duckdb.connect(str(database), read_only=not apply) as connection:
+        with connect_warehouse(database, read_only=not apply) as connection:
             if not raw_table_exists(connection, REQUEST_LOG):
                 return OperationalPlan(cutoff, 0, 0)
             referenced = (

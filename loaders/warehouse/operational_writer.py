@@ -20,6 +20,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 DLT_LOAD_ID = "_dlt_load_id"
@@ -67,12 +68,13 @@ def write_operational_rows(
         missing, so that dlt should write them instead.
 
     Raises:
+        WarehouseLockedError: Another process holds the warehouse file open.
         duckdb.Error: The warehouse could not be written.
     """
     if not database.exists():
         return False
-    with duckdb.connect(
-        str(database), config={"memory_limit": memory_limit, "preserve_insertion_order": False}
+    with connect_warehouse(
+        database, config={"memory_limit": memory_limit, "preserve_insertion_order": False}
     ) as connection:
         columns: dict[str, set[str]] = {}
         for table, column in connection.execute(

@@ -29,7 +29,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaders import fault_points
 from loaders.exceptions import WarehouseError
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET, RAW_SCHEMA
 from loaders.warehouse.version_filter import DuckDBVersionFilter, replaced_count
 
@@ -76,6 +78,7 @@ class RawTableWriter:
         commit_bytes: Commit after about this many bytes of arrow rows.
 
     Raises:
+        WarehouseLockedError: Another process holds the warehouse file open.
         WarehouseError: The warehouse cannot be opened for writing.
     """
 
@@ -90,8 +93,8 @@ class RawTableWriter:
     ) -> None:
         database.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = duckdb.connect(
-                str(database),
+            self._connection = connect_warehouse(
+                database,
                 config={"memory_limit": memory_limit, "preserve_insertion_order": False},
             )
         except duckdb.Error as error:
@@ -147,6 +150,7 @@ class RawTableWriter:
             )
         finally:
             self._connection.unregister("merge_rows")
+        fault_points.reached("merge")  # rows inserted, not committed
         self.rows_written += batch.num_rows
         self._pending_bytes += batch.nbytes
         if self._pending_bytes >= self.commit_bytes:
@@ -163,6 +167,7 @@ class RawTableWriter:
         try:
             if commit:
                 self.commit()
+                fault_points.reached("committed")  # rows committed, the run's state not yet
             else:
                 self._connection.execute("rollback")
         finally:

@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from loaders.exceptions import WarehouseError
+from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 # Schema metadata key on filtered batches: how many rows replace a stored row (ASCII digits).
@@ -52,7 +53,7 @@ class DuckDBVersionFilter:
         self._tables: set[str] = set()
         if database.exists():
             try:
-                self._connection = duckdb.connect(str(database), read_only=True)
+                self._connection = connect_warehouse(database, read_only=True)
             except duckdb.Error as error:
                 raise WarehouseError(
                     f"cannot open the warehouse {database} to compare versions "

@@ -69,7 +69,7 @@ def test_scheduled_load_shape() -> None:
     for needed in (
         "fhir-elt load rest",
         "fhir-elt backfill",
-        "dbt build --target",
+        "dbt build --exclude-resource-type unit_test --target",
         "dbt source freshness --target",
         "fhir-elt alerts",
         "fhir-elt storage push",
