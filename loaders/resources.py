@@ -21,6 +21,8 @@ from loaders.fhir import is_known_resource_type
 # FHIR R4 id datatype: https://hl7.org/fhir/R4/datatypes.html#id
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _NUMERIC_VERSION = re.compile(r"\d{1,12}")
+# orjson refuses to write JSON nested deeper than this (it reads up to 1024 levels).
+MAX_JSON_DEPTH = 254
 
 
 class RejectReason(StrEnum):
@@ -40,6 +42,8 @@ class RejectReason(StrEnum):
     BUNDLE_ENTRY_WITHOUT_RESOURCE = "bundle_entry_without_resource"
     # Not valid against its fhir.resources.R4B model (validation mode sample or full).
     INVALID_FHIR_RESOURCE = "invalid_fhir_resource"
+    # Nested deeper than orjson writes JSON (MAX_JSON_DEPTH): it cannot be hashed or landed.
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,10 @@ class ParsedResource:
         version = self.version_id or ""
         if _NUMERIC_VERSION.fullmatch(version):
             version = version.zfill(12)
-        return f"{when.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}|{version}|{self.content_hash}"
+        # The year is padded by hand: strftime writes year 999 as ``999``, which would sort
+        # after ``2026`` and let an older version replace a newer one.
+        stamp = f"{when.year:04d}{when.strftime('-%m-%dT%H:%M:%S.%fZ')}"
+        return f"{stamp}|{version}|{self.content_hash}"
 
 
 def parse_instant(value: Any) -> datetime | None:
@@ -105,7 +112,10 @@ def parse_instant(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        return None
 
 
 def parse_resource_bytes(raw: bytes) -> ParsedResource | Rejection:
@@ -113,22 +123,46 @@ def parse_resource_bytes(raw: bytes) -> ParsedResource | Rejection:
 
     The bytes are kept unchanged as the landed text when the resource is accepted.
     """
+    return decode_resource_bytes(raw)[0]
+
+
+def decode_resource_bytes(raw: bytes) -> tuple[ParsedResource | Rejection, Any]:
+    """:func:`parse_resource_bytes`, and the decoded document (None when ``raw`` is not JSON).
+
+    For callers that inspect the document further (the schema drift walk, a Bundle's entries)
+    without decoding the text a second time.
+    """
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            return Rejection(RejectReason.INVALID_UTF8, "$")
-        return Rejection(RejectReason.INVALID_JSON, "$")
-    return _accept(document, raw)
+            return Rejection(RejectReason.INVALID_UTF8, "$"), None
+        return Rejection(RejectReason.INVALID_JSON, "$"), None
+    return _accept(document, raw), document
 
 
 def parse_resource_object(document: Any) -> ParsedResource | Rejection:
     """Parse one resource given as an already decoded object (a Bundle entry's resource)."""
     if not isinstance(document, dict):
         return Rejection(RejectReason.NOT_AN_OBJECT, "$")
-    return _accept(document, orjson.dumps(document))
+    try:
+        text = orjson.dumps(document)
+    except orjson.JSONEncodeError:  # nested deeper than MAX_JSON_DEPTH
+        return _too_deep(document)
+    return _accept(document, text)
+
+
+def _too_deep(document: dict[str, Any]) -> Rejection:
+    resource_type = document.get("resourceType")
+    return Rejection(
+        RejectReason.TOO_DEEPLY_NESTED,
+        "$",
+        resource_type
+        if isinstance(resource_type, str) and is_known_resource_type(resource_type)
+        else None,
+    )
 
 
 def _accept(document: Any, text: bytes) -> ParsedResource | Rejection:
@@ -159,7 +193,10 @@ def _accept(document: Any, text: bytes) -> ParsedResource | Rejection:
                     resource_type,
                     resource_id,
                 )
-    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    try:
+        canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested deeper than MAX_JSON_DEPTH
+        return _too_deep(document)
     return ParsedResource(
         resource_type=resource_type,
         id=resource_id,

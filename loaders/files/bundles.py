@@ -2,7 +2,10 @@
 
 Accepted Bundle types are the ones that carry resources to load: transaction, batch,
 collection, searchset (only ``search.mode = match`` entries; ``include`` and ``outcome``
-entries are someone else's resources or server messages) and history.
+entries are someone else's resources or server messages) and history. A Bundle whose type is
+anything else (``document``, ``message``, a misspelling, not a string) is refused whole; a
+searchset entry whose ``search`` is not an object with one of the three FHIR modes is refused
+on its own (``invalid_bundle`` at ``Bundle.entry[i].search``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from loaders.files.references import rewrite_references
 from loaders.resources import Rejection, RejectReason
 
 LOADABLE_BUNDLE_TYPES = frozenset({"transaction", "batch", "collection", "searchset", "history"})
+SEARCH_MODES = frozenset({"match", "include", "outcome"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +58,24 @@ def _assign_missing_ids(entries: list[Any]) -> None:
         resource = entry.get("resource")
         if (
             isinstance(resource, dict)
-            and not resource.get("id")
+            # Only a missing or empty id: an id of another JSON type (0, false, []) is refused
+            # as invalid_id, not silently replaced.
+            and resource.get("id") in (None, "")
             and isinstance(full_url, str)
             and full_url.startswith("urn:uuid:")
         ):
             resource["id"] = full_url.removeprefix("urn:uuid:")
+
+
+def _search_mode(entry: dict[str, Any]) -> str | None:
+    """A searchset entry's ``search.mode`` (``match`` when absent); None when malformed."""
+    search = entry.get("search")
+    if search is None:
+        return "match"
+    if not isinstance(search, dict):
+        return None
+    mode = search.get("mode", "match")
+    return mode if isinstance(mode, str) and mode in SEARCH_MODES else None
 
 
 def iter_bundle(bundle: dict[str, Any]) -> Iterator[BundleEntry | tuple[int, Rejection]]:
@@ -72,7 +89,7 @@ def iter_bundle(bundle: dict[str, Any]) -> Iterator[BundleEntry | tuple[int, Rej
         means the Bundle as a whole was refused.
     """
     bundle_type = bundle.get("type")
-    if bundle_type not in LOADABLE_BUNDLE_TYPES:
+    if not isinstance(bundle_type, str) or bundle_type not in LOADABLE_BUNDLE_TYPES:
         yield -1, Rejection(RejectReason.UNSUPPORTED_BUNDLE_TYPE, "Bundle.type", "Bundle")
         return
     entries = bundle.get("entry", [])
@@ -87,7 +104,10 @@ def iter_bundle(bundle: dict[str, Any]) -> Iterator[BundleEntry | tuple[int, Rej
             yield index, Rejection(RejectReason.INVALID_BUNDLE, path, "Bundle")
             continue
         if bundle_type == "searchset":
-            mode = (entry.get("search") or {}).get("mode", "match")
+            mode = _search_mode(entry)
+            if mode is None:
+                yield index, Rejection(RejectReason.INVALID_BUNDLE, f"{path}.search", "Bundle")
+                continue
             if mode != "match":
                 continue
         resource = entry.get("resource")

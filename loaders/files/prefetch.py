@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from loaders.exceptions import FhirEltError, ReaderError
 from loaders.files.discover import InputFile
-from loaders.files.reader import FileItem, iter_file_items
+from loaders.files.reader import Digest, FileItem, iter_file_items
 from loaders.resources import ParsedResource, Rejection
 from loaders.validation.refusals import Origin
 
@@ -102,7 +103,7 @@ def read_pages(
         source_file = str(source.path)
         digest = hashlib.sha256()
         done = FileRead(index=index, source=source, sha256="")
-        for item in iter_file_items(source, digest):
+        for item in _checked_items(source, digest):
             done.items += 1
             result = item.result
             if isinstance(result, Rejection):
@@ -121,6 +122,27 @@ def read_pages(
         yield done
     for resource_type in list(buffers.resources):
         yield buffers.take(resource_type)
+
+
+def _checked_items(source: InputFile, digest: Digest) -> Iterator[FileItem]:
+    """``iter_file_items``, with an unexpected exception turned into a :class:`ReaderError`.
+
+    The reader refuses bad input item by item; an exception escaping it is a bug, and its text
+    could quote the input, so only its type and the position reached are reported.
+    """
+    line, entry = 0, None
+    try:
+        for item in iter_file_items(source, digest):
+            line, entry = item.line_number, item.bundle_entry
+            yield item
+    except FhirEltError:
+        raise
+    except Exception as error:
+        where = f"line {line}" + (f", Bundle.entry[{entry}]" if entry is not None else "")
+        raise ReaderError(
+            f"{source.path}: reading stopped after {where} on an unexpected "
+            f"{type(error).__name__} (a fhir-elt bug: please report it); the run was stopped"
+        ) from error
 
 
 _ITEM, _DONE, _ERROR = range(3)

@@ -22,6 +22,7 @@ from loaders.resources import (
     ParsedResource,
     Rejection,
     RejectReason,
+    decode_resource_bytes,
     parse_resource_bytes,
     parse_resource_object,
 )
@@ -46,7 +47,7 @@ class FileItem:
     bundle_entry: int | None = None
 
 
-_BLOCK_BYTES = 8 * 1024 * 1024
+_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 class Digest(Protocol):
@@ -104,21 +105,66 @@ def _lines(handle: IO[bytes]) -> Iterator[bytes]:
         yield pending
 
 
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Consecutive whole lines of an NDJSON file, as read (split them with ``split(b"\\n")``).
+
+    Attributes:
+        first_line: The 1-based line number of the first line.
+        data: The lines, each ending with ``\\n`` (the file's last line may lack it).
+    """
+
+    first_line: int
+    data: bytes
+
+
+def iter_line_blocks(
+    source: InputFile, digest: Digest | None = None
+) -> Iterator[LineBlock | FileItem]:
+    """An NDJSON file as blocks of about 4 MB of whole lines, for parsing elsewhere.
+
+    Lines are numbered as :func:`iter_file_items` numbers them. Reading stops at a truncated
+    or corrupt gzip stream: what was decoded before it is yielded, then one FileItem refusing
+    the rest (``unreadable_file`` at the line where reading stopped), as
+    :func:`iter_file_items` does.
+
+    Args:
+        source: An NDJSON file.
+        digest: If given, fed the file's bytes as stored.
+    """
+    lines_read = 0
+    try:
+        with _open(source, digest) as handle:
+            read = getattr(handle, "read1", handle.read)
+            pending = b""
+            while block := read(_BLOCK_BYTES):
+                data = pending + block if pending else block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    pending = data
+                    continue
+                whole, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+                yield LineBlock(lines_read + 1, whole)
+                lines_read += whole.count(b"\n")
+            if pending:
+                yield LineBlock(lines_read + 1, pending)
+    except (OSError, EOFError, zlib.error):
+        yield FileItem(
+            line_number=lines_read + 1,
+            result=Rejection(RejectReason.UNREADABLE_FILE, "$"),
+            raw=b"",
+        )
+
+
 def _iter_ndjson(source: InputFile, digest: Digest | None) -> Iterator[FileItem]:
     line_number = 0
     try:
         with _open(source, digest) as handle:
             for line_number, line in enumerate(_lines(handle), start=1):
                 stripped = line.strip()
-                if not stripped:
-                    continue
-                result = parse_resource_bytes(stripped)
-                if result.resource_type == "Bundle":
-                    # A Bundle on an NDJSON line is split like a Bundle file (Bundles often
-                    # have no id of their own, so a Rejection for a missing id is no obstacle).
-                    yield from _iter_bundle_document(orjson.loads(stripped), line_number)
-                    continue
-                yield FileItem(line_number=line_number, result=result, raw=stripped)
+                if stripped:
+                    for item, _document in line_items(stripped, line_number):
+                        yield item
     except (OSError, EOFError, zlib.error):
         # A truncated or corrupt gzip stream: everything before this point was read; record
         # where reading stopped so the rest of the file is visibly missing, not silently.
@@ -129,7 +175,35 @@ def _iter_ndjson(source: InputFile, digest: Digest | None) -> Iterator[FileItem]
         )
 
 
-def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem]:
+def line_items(line: bytes, line_number: int) -> Iterator[tuple[FileItem, Any]]:
+    """The item(s) of one stripped, non-empty NDJSON line, each with its decoded resource.
+
+    The decoded resource (the document the schema drift walk reads) is None for a refused
+    line and for a Bundle's entries (their text is re-serialised; decode it if needed).
+    """
+    result, document = decode_resource_bytes(line)
+    if result.resource_type == "Bundle":
+        # A Bundle on an NDJSON line is split like a Bundle file (Bundles often have no id
+        # of their own, so a Rejection for a missing id is no obstacle).
+        for item in _iter_bundle_document(document, line_number, line):
+            yield item, None
+        return
+    accepted = isinstance(result, ParsedResource)
+    yield FileItem(line_number=line_number, result=result, raw=line), document if accepted else None
+
+
+def _dumps_or_nothing(value: Any) -> bytes:
+    """``value`` as JSON for a quarantine page, or no bytes if orjson cannot write it (too deep)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return b""
+
+
+def _iter_bundle_document(
+    document: dict, line_number: int, raw_document: bytes | None = None
+) -> Iterator[FileItem]:
+    """The items of a decoded Bundle; ``raw_document`` is kept if the Bundle is refused whole."""
     for item in iter_bundle(document):
         if isinstance(item, BundleEntry):
             result = parse_resource_object(item.resource)
@@ -137,12 +211,19 @@ def _iter_bundle_document(document: dict, line_number: int) -> Iterator[FileItem
                 result = replace(
                     result, json_path=f"Bundle.entry[{item.index}].resource.{result.json_path}"
                 )
-            raw = result.text if isinstance(result, ParsedResource) else orjson.dumps(item.resource)
+            raw = (
+                result.text
+                if isinstance(result, ParsedResource)
+                else _dumps_or_nothing(item.resource)
+            )
             yield FileItem(line_number=line_number, result=result, raw=raw, bundle_entry=item.index)
         else:
             index, rejection = item
-            entry = document["entry"][index] if index >= 0 else document
-            yield FileItem(line_number=line_number, result=rejection, raw=orjson.dumps(entry))
+            if index >= 0:
+                raw = _dumps_or_nothing(document["entry"][index])
+            else:
+                raw = raw_document if raw_document is not None else _dumps_or_nothing(document)
+            yield FileItem(line_number=line_number, result=rejection, raw=raw)
 
 
 def _iter_json(source: InputFile, digest: Digest | None) -> Iterator[FileItem]:
@@ -158,7 +239,7 @@ def _iter_json(source: InputFile, digest: Digest | None) -> Iterator[FileItem]:
         yield FileItem(line_number=1, result=parse_resource_bytes(raw), raw=raw)
         return
     if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-        yield from _iter_bundle_document(document, 1)
+        yield from _iter_bundle_document(document, 1, raw)
         return
     if isinstance(document, list):
         yield FileItem(line_number=1, result=Rejection(RejectReason.NOT_AN_OBJECT, "$"), raw=raw)

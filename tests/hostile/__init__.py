@@ -1,0 +1,1 @@
+"""The hostile-input corpus of issue 9 (see README.md)."""
