@@ -13,12 +13,13 @@ same; the rest of the page is landed and merged without waiting for anything els
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 import pyarrow as pa
 
 from loaders.drift import run_ledger
+from loaders.drift.detector import Shape
 from loaders.fhir import CORE_RESOURCE_TYPES, table_name_for
 from loaders.landing import LandingZone
 from loaders.landing.zone import QUARANTINE as QUARANTINE_PAGES
@@ -26,6 +27,7 @@ from loaders.resources import ParsedResource, Rejection
 from loaders.validation import Validator
 from loaders.validation.refusals import Origin, invalid_resource
 from loaders.warehouse.operational import QuarantineRecord, RunRecord
+from loaders.warehouse.raw_columns import parsed_resources, raw_batch_from_columns
 from loaders.warehouse.raw_tables import build_raw_batch, empty_raw_batch
 from loaders.warehouse.version_filter import DuckDBVersionFilter
 
@@ -102,15 +104,67 @@ class PageIngest:
             request_ids=request_ids,
             landing_file=page.landing_file,
         )
+        return self._filter(resource_type, table, batch, len(resources))
+
+    def land_columns(
+        self,
+        resource_type: str,
+        rows: pa.Table,
+        request_ids: Sequence[str],
+        fetched_at: datetime,
+        drift: Iterable[frozenset[Shape]],
+        origins: Callable[[], Sequence[Origin]],
+        landing_bytes: bytes,
+    ) -> tuple[str, pa.Table] | None:
+        """:meth:`land` for a page parsed into columns (a file load's worker processes).
+
+        Lands the same bytes and merges the same rows as :meth:`land` would for the same
+        resources; the schema drift walk was done where the resources were decoded.
+
+        Args:
+            resource_type: The type of every row.
+            rows: The resources (:data:`loaders.warehouse.raw_columns.PARSED_SCHEMA`).
+            request_ids: One per row: the request (or file) it came from.
+            fetched_at: When the page was fetched (or the file read).
+            drift: The drifted shapes of each drifted row.
+            origins: Each row's file and line (called only when validation needs them).
+            landing_bytes: The page as stored: ``compress_page`` of the texts, each followed
+                by ``\\n``, at the zone's ``compresslevel``.
+        """
+        if self.validator is not None:
+            resources = list(parsed_resources(resource_type, rows))
+            return self.land(resource_type, resources, request_ids, fetched_at, origins())
+        if rows.num_rows == 0:
+            return None
+        page = self.zone.write_compressed_page(
+            resource_type,
+            landing_bytes,
+            rows.num_rows,
+            fetched_at,
+            request_ids=request_ids,
+        )
+        self.drift.check_shapes(resource_type, drift, rows.num_rows, page.landing_file, fetched_at)
+        batch = raw_batch_from_columns(
+            resource_type,
+            rows,
+            source_system=self.zone.source_system,
+            fetched_at=fetched_at,
+            request_ids=request_ids,
+            landing_file=page.landing_file,
+        )
+        return self._filter(resource_type, table_name_for(resource_type), batch, rows.num_rows)
+
+    def _filter(
+        self, resource_type: str, table: str, batch: pa.Table, landed: int
+    ) -> tuple[str, pa.Table] | None:
+        """Keep the landed page's rows that change the warehouse; count them in the run."""
         changed = self.version_filter.keep_newer(table, batch)
         run = self.run
         run.landing_pages += 1
-        run.resources_landed += len(resources)
+        run.resources_landed += landed
         run.resources_merged += changed.num_rows
-        run.resources_unchanged += len(resources) - changed.num_rows
-        run.counts_by_type[resource_type] = run.counts_by_type.get(resource_type, 0) + len(
-            resources
-        )
+        run.resources_unchanged += landed - changed.num_rows
+        run.counts_by_type[resource_type] = run.counts_by_type.get(resource_type, 0) + landed
         run.merged_by_type[resource_type] = (
             run.merged_by_type.get(resource_type, 0) + changed.num_rows
         )

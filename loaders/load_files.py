@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from loaders.exceptions import SchemaDriftError
 from loaders.files import InputFile, discover_input_files
+from loaders.files.column_pages import BlockParser, ColumnPage, read_column_pages, workers_for
 from loaders.files.fingerprints import (
     AlreadyLoaded,
     LoadedFile,
     find_already_loaded,
     loaded_files_table,
 )
-from loaders.files.prefetch import FileRead, Page, Prefetch, Refused, read_pages
+from loaders.files.prefetch import FileRead, Prefetch, Refused
 from loaders.ingest import PageIngest
 from loaders.landing import LandingZone
 from loaders.landing.zone import validate_source_system
@@ -66,8 +68,9 @@ class _FileExtraction:
     """The extract half of a file load: files -> landing pages -> filtered arrow batches.
 
     Files already loaded with the same content are skipped (see
-    :mod:`loaders.files.fingerprints`); the others are read and parsed on a background thread
-    (:class:`loaders.files.prefetch.Prefetch`) while this thread lands, filters and merges.
+    :mod:`loaders.files.fingerprints`); the others are read on a background thread
+    (:class:`loaders.files.prefetch.Prefetch`) and parsed in worker processes
+    (:mod:`loaders.files.column_pages`) while this thread lands, filters and merges.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class _FileExtraction:
         self.ingest: PageIngest | None = None
         self.loaded_files: list[LoadedFile] = []
         self.validator = validator_for(settings.validation)
+        self.parser = BlockParser(0)  # load_files starts the worker processes, if any
 
     def batches(self, version_filter: DuckDBVersionFilter) -> Iterator[tuple[str, pa.Table]]:
         """Yield ``(raw table, batch)`` pairs; each batch's page is landed before it is yielded."""
@@ -100,18 +104,18 @@ class _FileExtraction:
                 to_read.append((index, source))
             else:
                 self._skip(skipped)
-        pages = read_pages(to_read, self.settings.page_size, self.run.run_id)
+        pages = read_column_pages(
+            to_read,
+            self.settings.page_size,
+            self.run.run_id,
+            self.parser,
+            self.zone.compresslevel,
+        )
         with Prefetch(pages) as messages:
             for message in messages:
-                if isinstance(message, Page):
-                    self.run.resources_read += len(message.resources)
-                    landed = ingest.land(
-                        message.resource_type,
-                        message.resources,
-                        message.request_ids,
-                        read_at,
-                        message.origins,
-                    )
+                if isinstance(message, ColumnPage):
+                    self.run.resources_read += message.rows.num_rows
+                    landed = _land(ingest, message, read_at)
                     if landed is not None:
                         yield landed
                 elif isinstance(message, Refused):
@@ -170,6 +174,28 @@ class _FileExtraction:
         )
 
 
+def _land(ingest: PageIngest, page: ColumnPage, read_at: datetime) -> tuple[str, pa.Table] | None:
+    """Land one page; a drift failure's message also names the input files the page came from.
+
+    (The drift ledger names the landing page; a user of ``load files`` looks for the input file.)
+    """
+    try:
+        return ingest.land_columns(
+            page.resource_type,
+            page.rows,
+            page.request_ids,
+            read_at,
+            page.drift,
+            page.origins,
+            page.landing_bytes,
+        )
+    except SchemaDriftError as error:
+        sources = page.source_files
+        more = f" and {len(sources) - 3} more" if len(sources) > 3 else ""
+        shown = ", ".join(sources[:3]) + more
+        raise SchemaDriftError(f"{error} (input file(s): {shown})") from error
+
+
 def load_files(
     path: Path,
     settings: LoadSettings,
@@ -223,7 +249,10 @@ def load_files(
                     run.run_id,
                     len(extraction.already_loaded),
                 )
-        merge(pipeline, settings, extraction.batches)
+        to_parse = [f for f in files if f.path not in extraction.already_loaded]
+        # Worker processes are forked here, before the merge opens the warehouse.
+        with BlockParser(workers_for(to_parse)) as extraction.parser:
+            merge(pipeline, settings, extraction.batches)
         run.status = "succeeded_with_rejects" if run.resources_quarantined else "succeeded"
     except BaseException as error:
         run.status = "failed"

@@ -72,8 +72,25 @@ def _kind(value: Any) -> str:
     return KIND_OF_TYPE.get(type(value), JsonKind.STRING).value
 
 
-# Per element: (kind of one value, repeated, the object's table or None, opaque).
-_Entry = tuple[JsonKind, bool, "dict[str, _Entry] | None", bool]
+# Per element: (Python types needing no further look, kind of one value, repeated, the
+# object's table or None, opaque). The first item is the fast path: most values are a
+# primitive of the expected kind, or null, and are done with after one set lookup.
+_Entry = tuple[frozenset[type], JsonKind, bool, "dict[str, _Entry] | None", bool]
+_ALL_TYPES = frozenset(KIND_OF_TYPE)
+_NONE_ONLY = frozenset({type(None)})
+
+
+def _settled_types(
+    kind: JsonKind, repeated: bool, has_table: bool, opaque: bool
+) -> frozenset[type]:
+    """The value types for which :func:`_check_object` finds nothing and enters nothing."""
+    if opaque:
+        return _ALL_TYPES
+    if repeated or has_table:
+        return _NONE_ONLY
+    return frozenset(t for t, k in KIND_OF_TYPE.items() if k is kind or k is _NULL)
+
+
 _compact: dict[int, dict[str, _Entry]] = {}
 
 
@@ -89,7 +106,8 @@ def _entries(model: type[BaseModel]) -> dict[str, _Entry]:
     entries = _compact[id(model)] = {}
     for name, spec in element_table(model).items():
         child = None if spec.model is None or spec.opaque else _entries(spec.model)
-        entries[name] = (spec.kind, spec.repeated, child, spec.opaque)
+        settled = _settled_types(spec.kind, spec.repeated, child is not None, spec.opaque)
+        entries[name] = (settled, spec.kind, spec.repeated, child, spec.opaque)
     return entries
 
 
@@ -102,7 +120,9 @@ def _check_object(
         if entry is None:
             found.append((f"{path}.{key}", _kind(value), UNKNOWN))
             continue
-        kind, repeated, child, opaque = entry
+        if type(value) in entry[0]:
+            continue
+        _settled, kind, repeated, child, opaque = entry
         if opaque:
             continue
         observed = kind_of(type(value))
@@ -163,12 +183,29 @@ def detect_documents(
         One observation per (path, observed kind, expected kind), sorted by path.
     """
     table = _table(resource_type)
-    counts: Counter[Shape] = Counter()
+    found_sets: list[frozenset[Shape]] = []
     for document in documents:
         found: list[Shape] = []
         _check_object(document, table, resource_type, found)
         if found:
-            counts.update(set(found))
+            found_sets.append(frozenset(found))
+    return observations_from_shapes(resource_type, found_sets)
+
+
+def observations_from_shapes(
+    resource_type: str, shape_sets: Iterable[frozenset[Shape]]
+) -> list[DriftObservation]:
+    """Findings from the drifted shapes of each resource (see :func:`resource_shapes`).
+
+    For a walk done elsewhere (a parsing worker process walks each resource while it is
+    decoded): one set per drifted resource; resources without drift need no entry.
+
+    Returns:
+        One observation per (path, observed kind, expected kind), sorted by path.
+    """
+    counts: Counter[Shape] = Counter()
+    for shapes in shape_sets:
+        counts.update(shapes)
     return [
         DriftObservation(resource_type, path, observed, expected, count)
         for (path, observed, expected), count in sorted(counts.items())

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import pyarrow as pa
 
-from loaders.drift.detector import DriftObservation, detect_texts
+from loaders.drift.detector import (
+    DriftObservation,
+    Shape,
+    detect_texts,
+    observations_from_shapes,
+)
 from loaders.drift.policy import POLICY_ENV_VAR, DriftAction, DriftPolicy, load_drift_policy
 from loaders.exceptions import SchemaDriftError
 from loaders.resources import ParsedResource
@@ -113,7 +118,42 @@ class DriftLedger:
             SchemaDriftError: Names the type, every failing path and the landing file.
         """
         observations = detect_texts(resource_type, (resource.text for resource in resources))
-        self.resources_checked += len(resources)
+        self.check_observations(resource_type, observations, len(resources), landing_file, at)
+
+    def check_shapes(
+        self,
+        resource_type: str,
+        shape_sets: Iterable[frozenset[Shape]],
+        resources: int,
+        landing_file: str,
+        at: datetime,
+    ) -> None:
+        """:meth:`check_page` for a page whose resources were walked where they were decoded.
+
+        Args:
+            resource_type: The page's type.
+            shape_sets: The drifted shapes of each drifted resource of the page
+                (:func:`loaders.drift.detector.resource_shapes`, as a set).
+            resources: How many resources the page holds.
+            landing_file: The landed page.
+            at: When it was fetched or read.
+
+        Raises:
+            SchemaDriftError: Names the type, every failing path and the landing file.
+        """
+        observations = observations_from_shapes(resource_type, shape_sets)
+        self.check_observations(resource_type, observations, resources, landing_file, at)
+
+    def check_observations(
+        self,
+        resource_type: str,
+        observations: Sequence[DriftObservation],
+        resources: int,
+        landing_file: str,
+        at: datetime,
+    ) -> None:
+        """Apply the policy to one page's findings, total them; raise on a ``fail`` finding."""
+        self.resources_checked += resources
         failing: list[DriftFinding] = []
         for observation in observations:
             action = self.policy.action_for(observation)

@@ -142,8 +142,18 @@ def version_sort_keys(
         )
     numeric = pc.match_substring_regex(versions, r"^[0-9]{1,12}$")
     padded = pc.if_else(numeric, pc.utf8_lpad(versions, 12, "0"), versions)
+    return pc.binary_join_element_wise(_instant_texts(when), padded, content_hashes, "|")
+
+
+def _instant_texts(when: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` for UTC timestamps (years 1000 to 9999).
+
+    What ``pc.strftime(when, "%Y-%m-%dT%H:%M:%SZ")`` writes, about 30 times faster: a cast to
+    text writes ``YYYY-MM-DD HH:MM:SS.ffffff`` (the UTC wall time once the zone is dropped).
+    """
+    text = when.cast(pa.timestamp("us")).cast(pa.string())
     return pc.binary_join_element_wise(
-        pc.strftime(when, format="%Y-%m-%dT%H:%M:%SZ"), padded, content_hashes, "|"
+        pc.binary_replace_slice(text, 10, 11, "T"), pa.scalar("Z", pa.string()), ""
     )
 
 
