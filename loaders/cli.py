@@ -19,6 +19,7 @@ Commands:
     replay       rebuild the raw tables from the landing zone alone (manifests verified first)
     quarantine   list / show quarantined resources; retry them after a fix (list, show, retry)
     retention    list (--apply: delete) landing pages and request_log rows past retention
+    share        write a new DuckDB file with only the analytic schemas (no PHI) for sharing
 
 Exit codes: 0 success; 1 an error stopped the command (or, for REST, stopped a resource type);
 2 bad usage; 3 the load finished but some resources were quarantined (replay: some landed lines
@@ -45,6 +46,7 @@ from loaders.quarantine import cli as quarantine_cli
 from loaders.replay import cli as replay_cli
 from loaders.retention import cli as retention_cli
 from loaders.settings import DESTINATIONS
+from loaders.warehouse import share as share_cli
 
 
 def _as_of(value: str) -> datetime:
@@ -162,6 +164,7 @@ def _build_parser() -> argparse.ArgumentParser:
     replay_cli.add_parser(commands)
     quarantine_cli.add_parser(commands)
     retention_cli.add_parser(commands)
+    share_cli.add_parser(commands)
     return parser
 
 
@@ -377,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": replay_cli.run_replay,
         "quarantine": quarantine_cli.run_quarantine,
         "retention": retention_cli.run_retention,
+        "share": share_cli.run_share,
     }
     try:
         return handlers[args.command](args)
