@@ -11,16 +11,18 @@ On DuckDB, with the loader (``load files``) and dbt in child processes:
    deleted (``is_deleted``) by a later load. The loader has no delete path yet, so that load is
    written the way the raw contract describes it: the raw row replaced by a tombstone with a
    newer ``_dlt_load_id`` and ``version_sort_key``;
-3. ``dbt build`` again: the incremental staging models read only those loads;
+3. ``dbt build`` again: the incremental staging models read only those loads, and the
+   incremental canonical models (the clinical event models) only the staging rows they changed;
 4. the warehouse is copied and rebuilt with ``--full-refresh``; every staging, canonical,
    restricted and mart model must hold exactly the same rows in both;
-5. on another copy, the incremental models are built again with ``incremental_lookback_hours``
-   reaching back over both batches (everything read again): still identical, so reading rows
-   again never duplicates them.
+5. on another copy, the incremental models (staging and canonical) are built again with
+   ``incremental_lookback_hours`` reaching back over both batches (everything read again):
+   still identical, so reading rows again never duplicates them.
 
-Before step 3, one resource's raw row is changed in place *without* a new load id: the
-incremental build must not see it (it reads only newer loads), which shows the build really is
-incremental; the row is restored before the full rebuild.
+Before step 3, one resource's raw row, and one unchanged encounter's staging row, are changed
+in place *without* a new load id: the incremental build must not see them (it reads only newer
+loads), which shows both layers really are incremental; the rows are restored before the full
+rebuild.
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ SEED = 31
 NEW_PATIENTS_SEED = 32
 DBT_VARS = {"as_of": AS_OF}
 MODELS = ["--exclude-resource-type", "test", "unit_test"]
+CANONICAL_INCREMENTAL = {
+    "encounters",
+    "conditions",
+    "observations",
+    "procedures",
+    "immunizations",
+    "allergies",
+    "medication_requests",
+    "medication_dispenses",
+}
 
 
 def _start_build(warehouse: Path, target: Path, *extra: str, lookback: float = 0) -> Any:
@@ -222,6 +234,24 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     )
 
     expected = _second_batch(base / "batch1", base / "batch2")
+    # an encounter batch 2 does not touch, changed in staging without a new load id: the
+    # incremental canonical model must not read it again
+    changed_ids = {expected["cancelled"], expected["late_older"][0], expected["late_resource"]}
+    untouched_encounter, untouched_status = next(
+        (encounter_id, status)
+        for encounter_id, status in _query(
+            warehouse,
+            "select encounter_id, encounter_status from staging.stg_fhir__encounters "
+            "order by encounter_id",
+        )
+        if encounter_id not in changed_ids
+    )
+    _execute(
+        warehouse,
+        "update staging.stg_fhir__encounters set encounter_status = 'in-place' "
+        "where encounter_id = ?",
+        [untouched_encounter],
+    )
     report = load_files(base / "batch2", settings)
     _delete_in_a_later_load(warehouse, "observation", expected["deleted_panel"])
     _delete_in_a_later_load(warehouse, "condition", expected["deleted_condition"])
@@ -231,6 +261,14 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         warehouse,
         "select gender_code from staging.stg_fhir__practitioners where practitioner_id = ?",
         [untouched],
+    )
+    in_place_canonical = _query(
+        warehouse, "select count(*) from canonical.encounters where encounter_status = 'in-place'"
+    )[0][0]
+    _execute(
+        warehouse,
+        "update staging.stg_fhir__encounters set encounter_status = ? where encounter_id = ?",
+        [untouched_status, untouched_encounter],
     )
     _execute(
         warehouse,
@@ -246,7 +284,14 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         shutil.copy(warehouse, copy)
     again_target = base / "target_again"
     rebuild = _start_build(full, target, "--full-refresh")
-    reread = _start_build(again, again_target, "--select", "staging.fhir", lookback=48)
+    reread = _start_build(
+        again,
+        again_target,
+        "--select",
+        "staging.fhir",
+        "config.materialized:incremental",
+        lookback=48,
+    )
     _finish_build(rebuild, target)
     _finish_build(reread, again_target)
     manifest = read_manifest(target)
@@ -258,18 +303,22 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "expected": expected,
         "report": report,
         "in_place_seen": in_place_seen,
+        "in_place_canonical": in_place_canonical,
     }
 
 
 def test_the_incremental_build_reads_only_newer_loads(warehouses: dict[str, Any]) -> None:
     # the raw row changed without a new load id was not read again
     assert warehouses["in_place_seen"] and warehouses["in_place_seen"][0][0] != "unknown-in-place"
+    # nor the staging row changed without a new load id (canonical reads changed staging rows)
+    assert warehouses["in_place_canonical"] == 0
 
 
 def test_incremental_build_equals_a_full_rebuild(warehouses: dict[str, Any]) -> None:
     models = models_in(warehouses["manifest"], "staging", "canonical", "restricted", "marts")
-    incremental = [m for m in models if m["config"]["materialized"] == "incremental"]
-    assert len(incremental) >= 14
+    incremental = {m["name"] for m in models if m["config"]["materialized"] == "incremental"}
+    assert len(incremental) >= 22
+    assert incremental >= CANONICAL_INCREMENTAL
     differences = _differences(warehouses["incremental"], warehouses["full"], models)
     assert not differences, json.dumps(differences, indent=1, default=str)
 
@@ -320,6 +369,8 @@ def test_updates_late_data_and_deletes_are_applied(warehouses: dict[str, Any]) -
 
 
 def test_reading_loads_again_never_duplicates_rows(warehouses: dict[str, Any]) -> None:
-    staging = models_in(warehouses["manifest"], "staging")
-    differences = _differences(warehouses["again"], warehouses["full"], staging)
+    models = models_in(warehouses["manifest"], "staging", "canonical")
+    incremental = [m for m in models if m["config"]["materialized"] == "incremental"]
+    assert {m["name"] for m in incremental} >= CANONICAL_INCREMENTAL
+    differences = _differences(warehouses["again"], warehouses["full"], incremental)
     assert not differences, json.dumps(differences, indent=1, default=str)

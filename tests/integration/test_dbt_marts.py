@@ -183,6 +183,19 @@ def test_build_passes_apart_from_the_planted_defects(built: Built) -> None:
         assert mart in marts
 
 
+def test_every_unit_test_runs_here(built: Built) -> None:
+    """The scheduled build leaves unit tests out (README "Running on a schedule"): they run here."""
+    manifest = json.loads((built.target / "manifest.json").read_text())
+    ran = {
+        result["unique_id"]: result["status"]
+        for result in built.results.values()
+        if result["unique_id"].startswith("unit_test.")
+    }
+    assert len(manifest["unit_tests"]) >= 19
+    assert set(ran) == set(manifest["unit_tests"])
+    assert set(ran.values()) == {"pass"}
+
+
 def test_marts_expose_no_phi_column(built: Built) -> None:
     manifest = json.loads((built.target / "manifest.json").read_text())
     phi = {

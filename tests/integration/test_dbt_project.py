@@ -140,6 +140,20 @@ def test_layers_use_their_schemas(manifest: dict) -> None:
         "alerts": ("view", "alerts"),
         "operations": ("table", "operations"),
     }
+    # the clinical event models: incremental tables (dbt_project.yml, canonical; fqn[2] is
+    # the model's name there)
+    incremental_canonical = {
+        "encounters",
+        "conditions",
+        "observations",
+        "procedures",
+        "immunizations",
+        "allergies",
+        "medication_requests",
+        "medication_dispenses",
+    }
+    for name in incremental_canonical:
+        expected[f"canonical/{name}"] = ("incremental", "canonical")
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model":
             continue

@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='allergy_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__allergy_intolerances'), 'allergy_intolerance_source_key', 'allergy_key') }}",
+    )
+}}
+
 with
 
 allergy_intolerances as (
 
     select * from {{ ref('stg_fhir__allergy_intolerances') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -40,7 +54,8 @@ final as (
         last_occurred_at,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from allergy_intolerances
 

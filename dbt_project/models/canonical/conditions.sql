@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='condition_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__conditions'), 'condition_source_key', 'condition_key') }}",
+    )
+}}
+
 with
 
 conditions as (
 
     select * from {{ ref('stg_fhir__conditions') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -38,7 +52,8 @@ final as (
         cast(abated_at as date) as abatement_date,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from conditions
 

@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='encounter_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__encounters'), 'encounter_source_key', 'encounter_key') }}",
+    )
+}}
+
 with
 
 encounters as (
 
     select * from {{ ref('stg_fhir__encounters') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -81,7 +95,8 @@ final as (
         end as inpatient_days,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from encounters_joined_to_classes
 

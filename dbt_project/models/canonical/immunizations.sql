@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='immunization_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__immunizations'), 'immunization_source_key', 'immunization_key') }}",
+    )
+}}
+
 with
 
 immunizations as (
 
     select * from {{ ref('stg_fhir__immunizations') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -33,7 +47,8 @@ final as (
         recorded_at,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from immunizations
 

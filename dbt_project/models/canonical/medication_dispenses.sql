@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='medication_dispense_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__medication_dispenses'), 'medication_dispense_source_key', 'medication_dispense_key') }}",
+    )
+}}
+
 with
 
 medication_dispenses as (
 
     select * from {{ ref('stg_fhir__medication_dispenses') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -37,7 +51,8 @@ final as (
         cast(handed_over_at as date) as handed_over_date,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from medication_dispenses
 

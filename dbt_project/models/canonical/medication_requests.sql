@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='medication_request_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__medication_requests'), 'medication_request_source_key', 'medication_request_key') }}",
+    )
+}}
+
 with
 
 medication_requests as (
 
     select * from {{ ref('stg_fhir__medication_requests') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -43,7 +57,8 @@ final as (
         validity_ended_at,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from medication_requests
 

@@ -1,14 +1,32 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='observation_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__observations'), 'observation_source_key', 'coalesce(panel_observation_key, observation_key)') }}",
+    )
+}}
+
 with
 
 observations as (
 
     select * from {{ ref('stg_fhir__observations') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
 observation_components as (
 
     select * from {{ ref('stg_fhir__observation_components') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -46,7 +64,8 @@ own_values as (
         observations.value_concept_display,
         observations.effective_at,
         observations.issued_at,
-        observations.last_updated_at
+        observations.last_updated_at,
+        observations._dlt_load_id
     from observations
     left join panels
         on observations.observation_source_key = panels.observation_source_key
@@ -76,7 +95,8 @@ component_values as (
         value_concept_display,
         effective_at,
         issued_at,
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
     from observation_components
 
 ),
@@ -166,7 +186,8 @@ final as (
         issued_at,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from observation_values_normalised
 

@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        unique_key='procedure_key',
+        pre_hook="{{ canonical_delete_changed_rows(ref('stg_fhir__procedures'), 'procedure_source_key', 'procedure_key') }}",
+    )
+}}
+
 with
 
 procedures as (
 
     select * from {{ ref('stg_fhir__procedures') }}
+    {%- if is_incremental() %}
+        -- resources loaded since the last build (macros/canonical_delete_changed_rows.sql)
+        where {{ fhir_loaded_since_last_build() }}
+    {%- endif %}
 
 ),
 
@@ -46,7 +60,8 @@ final as (
         end as duration_minutes,
 
         ---------- record metadata
-        last_updated_at
+        last_updated_at,
+        _dlt_load_id
 
     from procedures
 
