@@ -131,13 +131,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    level = logging.WARNING if args.verbose else logging.CRITICAL
+def quiet_logging(verbose: bool) -> None:
+    """Loader and dlt warnings off unless ``verbose`` (process-wide: call from the command only)."""
+    level = logging.WARNING if verbose else logging.CRITICAL
     # dlt sets its own logger's level from its config when a pipeline starts
     os.environ.setdefault("RUNTIME__LOG_LEVEL", logging.getLevelName(level))
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("dlt").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the parts asked for; logging is left as the caller set it (see quiet_logging)."""
+    args = parse_args(argv)
     parts = (args.only,) if args.only else PARTS
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "parts": parts}
     failures: list[str] = []
@@ -192,4 +197,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    quiet_logging(verbose="-v" in sys.argv[1:] or "--verbose" in sys.argv[1:])
     sys.exit(main())
