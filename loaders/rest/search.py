@@ -135,7 +135,7 @@ def parse_page(
             continue
         result = parse_resource_object(resource)
         if isinstance(result, Rejection):
-            raw = orjson.dumps(resource) if isinstance(resource, dict) else b""
+            raw = _kept_bytes(resource)
             page.rejected.append(
                 (
                     index,
@@ -154,6 +154,17 @@ def parse_page(
             page.unknown_elements.setdefault(result.resource_type, set()).update(unknown)
         page.accepted.append(result)
     return page
+
+
+def _kept_bytes(resource: Any) -> bytes:
+    """A refused entry's resource as bytes for quarantine; none if it cannot be written as JSON
+    (nested deeper than orjson writes: the refusal says ``too_deeply_nested``)."""
+    if not isinstance(resource, dict):
+        return b""
+    try:
+        return orjson.dumps(resource)
+    except orjson.JSONEncodeError:
+        return b""
 
 
 def _issue_codes(outcome: Any) -> list[str]:
