@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from loaders import fault_points
 from loaders.exceptions import LandingError, LandingFullError, WarehouseLockedError
 from loaders.landing import LandingZone
+from loaders.load_files import load_files
 from loaders.warehouse.connect import connect_warehouse, is_lock_conflict
 from loaders.warehouse.raw_writer import RawTableWriter
 from tests.reliability import crash_support, faults_crash, faults_link
@@ -170,3 +172,11 @@ def test_a_fault_point_pauses_the_nth_time_until_released(
     signal_file.unlink()  # release
     paused.join(timeout=10)
     assert not paused.is_alive()
+
+
+def test_load_files_on_a_held_warehouse_names_the_lock(held_warehouse, tmp_path: Path) -> None:
+    path, pid = held_warehouse
+    source, _ = crash_support.seeded_data(tmp_path / "data", patients=1)
+    settings = replace(crash_support.work_settings(tmp_path), duckdb_path=path)
+    with pytest.raises(WarehouseLockedError, match=f"PID {pid}"):
+        load_files(source, settings)
