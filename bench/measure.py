@@ -1,8 +1,9 @@
 """Time a command in a fresh process and read its peak memory; repeat and take medians.
 
-Peak memory is the process's maximum resident set size as the kernel reports it when the
-process is reaped (``wait4``'s ``ru_maxrss``): every command measured here is one process (its
-threads included), so this is its real peak, not a sample.
+Peak memory, two ways: the maximum resident set size the kernel reports when the process is
+reaped (``wait4``'s ``ru_maxrss``: the largest single process among the command and its
+children, an exact peak), and the peak summed PSS of the whole process tree sampled every
+0.1 s (``bench/tree_memory.py``), which counts forked workers (``load files`` parse workers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.tree_memory import TreePssSampler
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -23,6 +26,7 @@ class Sample:
 
     seconds: float
     peak_rss_mb: float
+    peak_tree_pss_mb: float = 0.0
 
 
 @dataclass(slots=True)
@@ -40,10 +44,15 @@ class Measurement:
     def peak_rss_mb(self) -> float:
         return statistics.median(sample.peak_rss_mb for sample in self.samples)
 
+    @property
+    def peak_tree_pss_mb(self) -> float:
+        return statistics.median(sample.peak_tree_pss_mb for sample in self.samples)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "seconds": round(self.seconds, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_tree_pss_mb": round(self.peak_tree_pss_mb, 1),
             "reps_seconds": [round(sample.seconds, 3) for sample in self.samples],
             "reps_peak_rss_mb": [round(sample.peak_rss_mb, 1) for sample in self.samples],
         }
@@ -76,7 +85,8 @@ def run_measured(
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        with TreePssSampler(process.pid) as tree:
+            _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
     finally:
@@ -87,7 +97,9 @@ def run_measured(
             f"{Path(str(command[0])).name} exited with {process.returncode}; see {log}"
         )
     # ru_maxrss is in kilobytes on Linux.
-    return Sample(seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024)
+    return Sample(
+        seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024, peak_tree_pss_mb=tree.peak_mb
+    )
 
 
 def repeat(
@@ -100,6 +112,7 @@ def repeat(
         sample = run(rep)
         measurement.samples.append(sample)
         sys.stderr.write(
-            f"  {name} rep {rep + 1}/{reps}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB\n"
+            f"  {name} rep {rep + 1}/{reps}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB"
+            f" (tree PSS {sample.peak_tree_pss_mb:.0f} MB)\n"
         )
     return measurement

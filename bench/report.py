@@ -49,6 +49,10 @@ class Results:
             "reps": self.reps,
             "ratios": ratios,
             "peak_rss_mb": rss,
+            # the whole process tree (the loader's parse workers included), sampled
+            "peak_tree_pss_mb": {
+                name: round(step.peak_tree_pss_mb, 1) for name, step in self.steps.items()
+            },
             "rest": self.rest,
             "seconds": seconds,
             "steps": {name: step.as_dict() for name, step in self.steps.items()},
@@ -74,9 +78,15 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| <= {target:g} | {verdict} |"
         )
     rss = results["peak_rss_mb"]
+    tree = results.get("peak_tree_pss_mb") or {}
     if rss.get("load") is not None:
-        verdict = "ok" if rss["load"] <= RSS_TARGET_MB else "MISSED"
-        lines.append(f"| peak RSS of b (load) | {rss['load']:.0f} MB | <= 1024 MB | {verdict} |")
+        # judged on the larger of the largest process's RSS and the whole tree's PSS
+        load_mb = max(rss["load"], tree.get("load") or 0.0)
+        verdict = "ok" if load_mb <= RSS_TARGET_MB else "MISSED"
+        lines.append(
+            f"| peak memory of b (load): largest process RSS / whole tree PSS "
+            f"| {rss['load']:.0f} / {tree.get('load') or 0:.0f} MB | <= 1024 MB | {verdict} |"
+        )
     if rss.get("dbt_build") is not None:
         lines.append(f"| peak RSS of e (dbt build) | {rss['dbt_build']:.0f} MB | | |")
     for name in ("floor", "noop", "change1pct", "dbt_incremental"):
