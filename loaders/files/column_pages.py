@@ -4,10 +4,11 @@ The loading process reads each NDJSON file in blocks of whole lines (about 4 MB,
 file's bytes on the way), and hands the blocks to a pool of worker processes, one per core
 (:func:`parse_workers`), which decode, check, hash and drift-walk every resource
 (:func:`loaders.files.block_parse.parse_block`) and send back arrow columns. Results are taken
-in the order the blocks were read, and cut into pages exactly as
-:func:`loaders.files.prefetch.read_pages` cuts them: the same pages, in the same order, with
-refused items and each file's :class:`~loaders.files.prefetch.FileRead` at the same places.
-So the landing zone and the merge see what a single process would produce.
+in the order the blocks were read, and cut into pages exactly as the one-by-one reader this
+replaced (kept as the tests' oracle: ``tests/file_pages_reference.py``) cut them: the same
+pages, in the same order, with refused items and each file's
+:class:`~loaders.files.prefetch.FileRead` at the same places. So the landing zone and the
+merge see what a single process would produce.
 
 Memory stays flat: at most ``workers + 2`` blocks are read ahead of the page being
 assembled. Small inputs (under :data:`POOL_MIN_BYTES`) and ``FHIR_ELT_PARSE_WORKERS=0`` parse
@@ -280,8 +281,8 @@ def read_column_pages(
 ) -> Iterator[Message]:
     """Pages of accepted resources per type, refused items, and a FileRead after each file.
 
-    The same messages, in the same order, as :func:`loaders.files.prefetch.read_pages`, with
-    pages as :class:`ColumnPage` columns.
+    The same messages, in the same order, as the one-by-one reader this replaced
+    (``tests/file_pages_reference.py``), with pages as :class:`ColumnPage` columns.
 
     Args:
         files: ``(index, file)`` pairs, read in this order.

@@ -1,6 +1,6 @@
 """Column pages parsed in worker processes: the same pages, refusals and drift as one process.
 
-:func:`loaders.files.prefetch.read_pages` (items parsed one by one in this process) is the
+:func:`tests.file_pages_reference.read_pages` (items parsed one by one in this process) is the
 reference; :func:`loaders.files.column_pages.read_column_pages` must hand over the same
 messages in the same order, whether blocks are parsed in forked workers or in this process,
 whatever the block size, and its landing bytes and raw batches must equal the reference's.
@@ -18,11 +18,12 @@ import pytest
 from loaders.drift.detector import detect_texts, observations_from_shapes
 from loaders.files import discover_input_files
 from loaders.files.column_pages import BlockParser, ColumnPage, read_column_pages
-from loaders.files.prefetch import FileRead, Page, Refused, read_pages
+from loaders.files.prefetch import FileRead, Refused
 from loaders.landing.zone import compress_page
 from loaders.warehouse.raw_columns import joined_lines, raw_batch_from_columns
 from loaders.warehouse.raw_tables import build_raw_batch
 from tests.fhir_samples import patient, write_ndjson
+from tests.file_pages_reference import Page, read_pages
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

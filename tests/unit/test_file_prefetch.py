@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from loaders.files import discover_input_files
-from loaders.files.prefetch import FileRead, Page, Prefetch, Refused, read_pages
+from loaders.files.prefetch import FileRead, Prefetch, Refused
 from loaders.resources import RejectReason
 from tests.fhir_samples import patient, write_ndjson
+from tests.file_pages_reference import Page, read_pages
 
 
 def _encounter(resource_id: str) -> dict[str, object]:
