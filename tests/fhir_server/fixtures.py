@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,11 @@ def synthetic_resources(tmp_path_factory: pytest.TempPathFactory) -> list[Resour
 
     Treat as read-only: servers copy it, tests should too.
     """
-    out = tmp_path_factory.mktemp("fhir_server_synthetic")
+    return generate_synthetic(tmp_path_factory.mktemp("fhir_server_synthetic"))
+
+
+def generate_synthetic(out: Path) -> list[Resource]:
+    """Generate the suite's synthetic data (defect-free) into ``out`` and read it back."""
     generate(
         GenerateOptions(
             patients=SYNTHETIC_PATIENTS,

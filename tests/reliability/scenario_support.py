@@ -22,9 +22,8 @@ from loaders.bulk.commands import run_bulk
 from loaders.rest.commands import run_rest
 from loaders.runs import own_cause
 from loaders.settings import LoadSettings
-from loaders.synthetic import GenerateOptions, generate
-from tests.fhir_server import FhirTestServer, load_ndjson_dir
-from tests.fhir_server.fixtures import SYNTHETIC_AS_OF, SYNTHETIC_PATIENTS, SYNTHETIC_SEED
+from tests.fhir_server import FhirTestServer
+from tests.fhir_server.fixtures import generate_synthetic
 from tests.fhir_server.store import Resource
 from tests.integration.warehouse_truth import Comparison, compare
 from tests.reliability.matrix import FaultOutcome
@@ -38,18 +37,7 @@ SUBSET = ("Patient", "Encounter", "Condition", "Immunization", "MedicationReques
 @functools.cache
 def _synthetic() -> tuple[Resource, ...]:
     with tempfile.TemporaryDirectory(prefix="fhir-elt-reliability-") as folder:
-        out = Path(folder)
-        generate(
-            GenerateOptions(
-                patients=SYNTHETIC_PATIENTS,
-                seed=SYNTHETIC_SEED,
-                out=out,
-                fmt="ndjson",
-                defect_rate=0.0,
-                as_of=SYNTHETIC_AS_OF,
-            )
-        )
-        return tuple(load_ndjson_dir(out))
+        return tuple(generate_synthetic(Path(folder)))
 
 
 def synthetic_resources() -> list[Resource]:
