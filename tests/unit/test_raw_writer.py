@@ -139,3 +139,61 @@ def test_created_tables_are_listed_once_and_only_when_new(tmp_path: Path) -> Non
         writer.write("patient", empty_raw_batch())
         writer.write("observation", empty_raw_batch())
         assert writer.created == ["observation"]
+
+
+def _many(first: int, count: int, version: int = 1) -> pa.Table:
+    """``count`` patients with ids ``p<first>`` ..., one raw row repeated with new ids."""
+    one = _batch(_v("template", version))
+    rows = one.take(pa.array([0] * count))
+    ids = pa.array([f"p{number}" for number in range(first, first + count)])
+    return rows.set_column(rows.schema.get_field_index("id"), "id", ids)
+
+
+def _commits(writer: RawTableWriter) -> list[int]:
+    """Record, at each commit from now on, the rows the writer has written so far."""
+    written: list[int] = []
+    commit = writer.commit
+
+    def counting() -> None:
+        written.append(writer.rows_written)
+        commit()
+
+    writer.commit = counting  # type: ignore[method-assign]
+    return written
+
+
+def test_commit_groups_end_at_row_group_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "w.duckdb"
+    monkeypatch.setattr("loaders.warehouse.raw_writer.ROW_GROUP_ROWS", 4)
+    with RawTableWriter(database, "1", memory_limit=MEMORY) as writer:
+        commits = _commits(writer)
+        for first in (0, 3, 6, 9):  # 3 rows a batch: boundaries at 4, 8 and 12 rows
+            writer.write("patient", _many(first, 3))
+        assert commits == [4, 8, 12]
+        # Newer versions of stored keys, across a boundary: each part deletes what it replaces.
+        writer.write("patient", writer.version_filter.keep_newer("patient", _many(0, 6, 2)))
+        assert commits == [4, 8, 12, 16]
+    with duckdb.connect(str(database), read_only=True) as connection:
+        rows = connection.execute(
+            "select count(*), count(distinct id), count(*) filter (version_id = '2') "
+            "from raw_fhir.patient"
+        ).fetchone()
+    assert rows == (12, 12, 6)
+
+
+def test_a_large_first_load_leaves_full_row_groups(tmp_path: Path) -> None:
+    # 260,000 rows in 10,000-row batches, as `load files` writes a large first load. Without
+    # the alignment the 64 MB commit groups cut the second row group at 57,120 rows.
+    database = tmp_path / "w.duckdb"
+    with RawTableWriter(database, "1", memory_limit=MEMORY) as writer:
+        for first in range(0, 260_000, 10_000):
+            writer.write("patient", _many(first, 10_000))
+    with duckdb.connect(str(database), read_only=True) as connection:
+        groups = connection.execute(
+            "select max(start + count) - min(start) "
+            "from pragma_storage_info('raw_fhir.patient') where column_id = 0 "
+            "group by row_group_id order by row_group_id"
+        ).fetchall()
+    assert [rows for (rows,) in groups] == [122_880, 122_880, 14_240]
