@@ -9,9 +9,10 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loaders.replay.run import ReplayReport
+if TYPE_CHECKING:
+    from loaders.replay.run import ReplayReport
 
 
 def _instant(value: str) -> datetime:
