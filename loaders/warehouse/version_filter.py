@@ -8,9 +8,15 @@ not a merge.
 
 The filter reads either its own read-only connection, or (during a merge) the connection of
 the :class:`~loaders.warehouse.raw_writer.RawTableWriter`, so it also sees the rows merged
-earlier in the same run. Each batch it returns carries, in its schema metadata, how many of its
-rows replace a stored row (:data:`REPLACES_METADATA`), so the writer can skip a delete that
-would find nothing.
+earlier in the same run. A table that was empty when the merge began holds only this run's
+rows: the filter remembers a hash of every id it let into such a table, and a batch none of
+whose ids it has seen passes without the join (a first load of 1,000,000 resources otherwise
+joins each page against all the rows before it). An id hash seen before, even by collision,
+sends the batch through the join, so the answer never changes; every batch merged into the
+raw tables must therefore have come through :meth:`DuckDBVersionFilter.keep_newer`.
+
+Each batch it returns carries, in its schema metadata, how many of its rows replace a stored
+row (:data:`REPLACES_METADATA`), so the writer can skip a delete that would find nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class DuckDBVersionFilter:
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._owns_connection = True
         self._tables: set[str] = set()
+        # Per raw table empty when the merge began (or missing): hashes of the ids let in.
+        self._fresh: dict[str, set[int]] = {}
         if database.exists():
             try:
                 self._connection = connect_warehouse(database, read_only=True)
@@ -82,6 +90,7 @@ class DuckDBVersionFilter:
         version_filter._connection = connection
         version_filter._owns_connection = False
         version_filter._tables = tables
+        version_filter._fresh = {table: set() for table in _empty_tables(connection, dataset)}
         return version_filter
 
     @property
@@ -100,9 +109,24 @@ class DuckDBVersionFilter:
             table: The raw table name, e.g. ``patient``.
             batch: Rows in the raw table schema.
         """
-        if self._connection is None or table not in self._tables or batch.num_rows == 0:
+        if self._connection is None or batch.num_rows == 0:
+            return _mark(batch, 0)
+        if self._all_new_to_fresh_table(table, batch) or table not in self._tables:
             return _mark(batch, 0)
         return self._keep_newer_than(f'"{self.dataset}"."{table}"', batch)
+
+    def _all_new_to_fresh_table(self, table: str, batch: pa.Table) -> bool:
+        """Whether ``table`` was empty when the merge began and no id of ``batch`` went in
+        since; the batch's ids are remembered either way (the caller merges what passes)."""
+        seen = self._fresh.get(table)
+        if seen is None:
+            if table in self._tables:
+                return False
+            seen = self._fresh[table] = set()  # created during this merge
+        ids = {hash(value) for value in batch.column("id").to_pylist()}
+        new = seen.isdisjoint(ids)
+        seen |= ids
+        return new
 
     def _keep_newer_than(self, stored: str, batch: pa.Table) -> pa.Table:
         """The rows of ``batch`` that would change the rows of the relation ``stored``.
@@ -155,3 +179,12 @@ class DuckDBVersionFilter:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _empty_tables(connection: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """The tables of ``dataset`` that hold no rows, deleted ones included."""
+    rows = connection.execute(
+        "select table_name from duckdb_tables() where schema_name = ? and estimated_size = 0",
+        [dataset],
+    ).fetchall()
+    return [name for (name,) in rows]

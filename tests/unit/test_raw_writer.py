@@ -197,3 +197,39 @@ def test_a_large_first_load_leaves_full_row_groups(tmp_path: Path) -> None:
             "group by row_group_id order by row_group_id"
         ).fetchall()
     assert [rows for (rows,) in groups] == [122_880, 122_880, 14_240]
+
+
+def _count_joins(writer: RawTableWriter) -> list[str]:
+    """Record each batch the version filter compares against stored rows with a join."""
+    joined: list[str] = []
+    join = writer.version_filter._keep_newer_than
+
+    def counting(stored: str, batch: pa.Table) -> pa.Table:
+        joined.append(stored)
+        return join(stored, batch)
+
+    writer.version_filter._keep_newer_than = counting  # type: ignore[method-assign]
+    return joined
+
+
+def test_a_table_empty_at_the_start_skips_the_join_for_ids_it_has_not_seen(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "w.duckdb"
+    with RawTableWriter(database, "1", memory_limit=MEMORY) as writer:
+        joined = _count_joins(writer)
+        assert _merge(writer, _batch(_v("a", 1), _v("b", 1))) == 2
+        assert _merge(writer, _batch(_v("c", 1))) == 1
+        assert joined == []  # new ids, new table: nothing to compare with
+        # An id seen in this run goes through the join: older versions and unchanged rows stop.
+        assert _merge(writer, _batch(_v("a", 1), _v("d", 1))) == 1
+        assert _merge(writer, _batch(_v("b", 3))) == 1
+        assert _merge(writer, _batch(_v("b", 2))) == 0
+        assert len(joined) == 3
+    assert _stored(database) == {"a": "1", "b": "3", "c": "1", "d": "1"}
+    with RawTableWriter(database, "2", memory_limit=MEMORY) as writer:
+        joined = _count_joins(writer)
+        assert _merge(writer, _batch(_v("e", 1))) == 1  # the table held rows: always joined
+        assert _merge(writer, _batch(_v("a", 1))) == 0
+        assert len(joined) == 2
+    assert _stored(database) == {"a": "1", "b": "3", "c": "1", "d": "1", "e": "1"}
