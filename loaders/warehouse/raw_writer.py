@@ -156,7 +156,7 @@ class RawTableWriter:
 
     def _merge(self, table: str, batch: pa.Table, replaces: int | None, *, unique: bool) -> None:
         target = f'"{self.dataset}"."{table}"'
-        self._connection.register("merge_rows", batch)
+        self._connection.register("merge_rows", _json_payloads(batch))
         try:
             if replaces != 0:
                 self._connection.execute(
@@ -236,6 +236,25 @@ def _zstd_for_strings() -> bool:
     except duckdb.Error:
         return False
     return True
+
+
+_JSON = pa.json_(pa.string())
+
+
+def _json_payloads(batch: pa.Table) -> pa.Table:
+    """``batch`` with its ``resource`` texts typed as arrow JSON (the same buffers).
+
+    DuckDB takes an arrow JSON column into its JSON column as it is; from a string column it
+    casts, parsing every payload again (~0.6 s of main-thread time per 1,000,000 resources).
+    The payloads are canonical JSON written by orjson (:mod:`loaders.resources`), so the
+    check would find nothing.
+    """
+    index = batch.schema.get_field_index("resource")
+    texts = batch.column(index)
+    payloads = pa.chunked_array(
+        [pa.ExtensionArray.from_storage(_JSON, chunk) for chunk in texts.chunks], _JSON
+    )
+    return batch.set_column(index, pa.field("resource", _JSON, nullable=False), payloads)
 
 
 def _keys_are_unique(batch: pa.Table) -> bool:
