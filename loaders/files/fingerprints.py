@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,12 +131,13 @@ def find_already_loaded(
         ) from error
     known: dict[tuple[int, str], int] = {(size, sha): count for size, sha, count in rows}
     candidate_sizes = {size for size, _ in known}
+    candidates = [source for source in files if sizes[source.path] in candidate_sizes]
+    # hashlib releases the GIL while it hashes, so the files are hashed one per core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        digests = list(pool.map(file_sha256, [source.path for source in candidates]))
     found: dict[Path, AlreadyLoaded] = {}
-    for source in files:
+    for source, sha256 in zip(candidates, digests, strict=True):
         size = sizes[source.path]
-        if size not in candidate_sizes:
-            continue
-        sha256 = file_sha256(source.path)
         resources = known.get((size, sha256))
         if resources is not None:
             found[source.path] = AlreadyLoaded(source, size, sha256, resources)
