@@ -14,12 +14,13 @@
     time (cron) 0 is exact. Reading a row again is harmless: the models replace rows by key.
 
     Load ids are compared as numbers (double) so the lookback can be subtracted; ids one
-    microsecond apart stay distinct. An empty model reads everything.
+    microsecond apart stay distinct. An empty model reads everything. this_load_id_column names
+    the model's own load id column when it is not `_dlt_load_id` (row_lineage: `load_id`).
 #}
-{% macro fhir_loaded_since_last_build(load_id_column='_dlt_load_id') -%}
+{% macro fhir_loaded_since_last_build(load_id_column='_dlt_load_id', this_load_id_column='_dlt_load_id') -%}
     {%- set lookback_seconds = (var('incremental_lookback_hours', 0) | float) * 3600 -%}
     cast({{ load_id_column }} as double) > (
-        select coalesce(max(cast(_dlt_load_id as double)), 0) - {{ lookback_seconds }}
+        select coalesce(max(cast({{ this_load_id_column }} as double)), 0) - {{ lookback_seconds }}
         from {{ this }}
     )
 {%- endmacro %}

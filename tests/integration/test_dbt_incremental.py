@@ -13,11 +13,21 @@ On DuckDB, with the loader (``load files``) and dbt in child processes:
    newer ``_dlt_load_id`` and ``version_sort_key``;
 3. ``dbt build`` again: the incremental staging models read only those loads, and the
    incremental canonical models (the clinical event models) only the staging rows they changed;
+   ``row_lineage`` the raw rows of those loads; ``patient_timeline`` renumbers only the patients
+   whose events changed. Step 1 was built with ``as_of`` a year earlier, so events that were
+   "future" then are placed now (the timeline must notice "now" moving, not only new loads),
+   and one landing page's lineage rows were marked as built while its run was still
+   ``running`` (they must be read again);
 4. the warehouse is copied and rebuilt with ``--full-refresh``; every staging, canonical,
-   restricted and mart model must hold exactly the same rows in both;
-5. on another copy, the incremental models (staging and canonical) are built again with
-   ``incremental_lookback_hours`` reaching back over both batches (everything read again):
-   still identical, so reading rows again never duplicates them.
+   restricted, mart and operations model must hold exactly the same rows in both;
+5. on another copy, every incremental model is built again with ``incremental_lookback_hours``
+   reaching back over both batches (everything read again): still identical, so reading rows
+   again never duplicates them;
+6. on two more copies, a load that only deletes one immunization, built incrementally and from
+   scratch: identical (the timeline's pre-hook alone must renumber that patient).
+
+A mart column with an enforced ``not_null`` constraint has no ``not_null`` data test: a null
+there must fail the build, on the incremental path too (last test).
 
 Before step 3, one resource's raw row, and one unchanged encounter's staging row, are changed
 in place *without* a new load id: the incremental build must not see them (it reads only newer
@@ -59,7 +69,11 @@ PATIENTS = 12
 SEED = 31
 NEW_PATIENTS_SEED = 32
 DBT_VARS = {"as_of": AS_OF}
+# the first build's "now": a year earlier, so the second build places events dated in between
+FIRST_AS_OF = (datetime.fromisoformat(AS_OF) - timedelta(days=365)).isoformat(sep=" ")
 MODELS = ["--exclude-resource-type", "test", "unit_test"]
+# incremental outside staging and canonical (dbt_project/README.md)
+OTHER_INCREMENTAL = {"row_lineage", "patient_timeline"}
 CANONICAL_INCREMENTAL = {
     "encounters",
     "conditions",
@@ -72,8 +86,10 @@ CANONICAL_INCREMENTAL = {
 }
 
 
-def _start_build(warehouse: Path, target: Path, *extra: str, lookback: float = 0) -> Any:
-    variables = json.dumps({**DBT_VARS, "incremental_lookback_hours": lookback})
+def _start_build(
+    warehouse: Path, target: Path, *extra: str, lookback: float = 0, as_of: str = AS_OF
+) -> Any:
+    variables = json.dumps({**DBT_VARS, "as_of": as_of, "incremental_lookback_hours": lookback})
     return start_dbt_subprocess(
         ["build", *MODELS, "--vars", variables, *extra],
         target,
@@ -87,8 +103,8 @@ def _finish_build(process: Any, target: Path) -> None:
     assert {r["status"] for r in results} <= OK_STATUSES
 
 
-def _build(warehouse: Path, target: Path, *extra: str) -> None:
-    _finish_build(_start_build(warehouse, target, *extra), target)
+def _build(warehouse: Path, target: Path, *extra: str, as_of: str = AS_OF) -> None:
+    _finish_build(_start_build(warehouse, target, *extra, as_of=as_of), target)
 
 
 def _query(warehouse: Path, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
@@ -218,7 +234,20 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     )
     warehouse, target = settings.duckdb_path, base / "target"
     load_files(base / "batch1", settings)
-    _build(warehouse, target)
+    _build(warehouse, target, as_of=FIRST_AS_OF)
+    placed_late = "select count(*) from marts.patient_timeline where event_at > ?"
+    placed_before_now_moved = _query(warehouse, placed_late, [FIRST_AS_OF])[0][0]
+    # lineage built while its run was still running: read again by the next build
+    running_page = _query(warehouse, "select min(landing_file) from operations.row_lineage")[0][0]
+    _execute(
+        warehouse,
+        "update operations.row_lineage set run_status = 'running' where landing_file = ?",
+        [running_page],
+    )
+    running_rows = _query(
+        warehouse,
+        "select count(*) from operations.row_lineage where run_status = 'running'",
+    )[0][0]
 
     # changed in place, no new load: an incremental build must not read it
     untouched = _query(warehouse, "select id from raw_fhir.practitioner order by id limit 1")[0][0]
@@ -256,6 +285,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     _delete_in_a_later_load(warehouse, "observation", expected["deleted_panel"])
     _delete_in_a_later_load(warehouse, "condition", expected["deleted_condition"])
     _build(warehouse, target)
+    placed_after_now_moved = _query(warehouse, placed_late, [FIRST_AS_OF])[0][0]
 
     in_place_seen = _query(
         warehouse,
@@ -276,24 +306,44 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         [original, untouched],
     )
 
-    # on two copies at once: a full rebuild, and the incremental models reading both batches
-    # again (a lookback over them); the incremental warehouse itself is kept as built
+    # on copies at once: a full rebuild, and the incremental models reading both batches
+    # again (a lookback over them); the incremental warehouse itself is kept as built. Then
+    # a load that only deletes one immunization, built incrementally and from scratch: the
+    # patient's timeline loses that event and is renumbered with no other change (batch 2
+    # also changes or places events of most patients, which renumbers them anyway)
     full, again = base / "full" / "fhir.duckdb", base / "again" / "fhir.duckdb"
-    for copy in (full, again):
+    gone, gone_full = base / "gone" / "fhir.duckdb", base / "gone_full" / "fhir.duckdb"
+    for copy in (full, again, gone):
         copy.parent.mkdir()
         shutil.copy(warehouse, copy)
+    # the earliest immunization: its patient has later events, which move up one place
+    immunization_id = _query(
+        gone,
+        "select immunization_id from staging.stg_fhir__immunizations "
+        "where occurred_at is not null order by occurred_at, immunization_id limit 1",
+    )[0][0]
+    timeline_rows = "select count(*) from marts.patient_timeline"
+    events_before_delete = _query(gone, timeline_rows)[0][0]
+    _delete_in_a_later_load(gone, "immunization", immunization_id)
+    gone_full.parent.mkdir()
+    shutil.copy(gone, gone_full)
     again_target = base / "target_again"
     rebuild = _start_build(full, target, "--full-refresh")
     reread = _start_build(
         again,
         again_target,
         "--select",
-        "staging.fhir",
         "config.materialized:incremental",
         lookback=48,
     )
     _finish_build(rebuild, target)
     _finish_build(reread, again_target)
+    gone_target, gone_full_target = base / "target_gone", base / "target_gone_full"
+    delete_only = _start_build(gone, gone_target)
+    delete_only_full = _start_build(gone_full, gone_full_target, "--full-refresh")
+    _finish_build(delete_only, gone_target)
+    _finish_build(delete_only_full, gone_full_target)
+    events_after_delete = _query(gone, timeline_rows)[0][0]
     manifest = read_manifest(target)
     yield {
         "incremental": warehouse,
@@ -304,6 +354,11 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         "report": report,
         "in_place_seen": in_place_seen,
         "in_place_canonical": in_place_canonical,
+        "placed": (placed_before_now_moved, placed_after_now_moved),
+        "running_rows": running_rows,
+        "gone": gone,
+        "gone_full": gone_full,
+        "patient_events": (events_before_delete, events_after_delete),
     }
 
 
@@ -315,10 +370,12 @@ def test_the_incremental_build_reads_only_newer_loads(warehouses: dict[str, Any]
 
 
 def test_incremental_build_equals_a_full_rebuild(warehouses: dict[str, Any]) -> None:
-    models = models_in(warehouses["manifest"], "staging", "canonical", "restricted", "marts")
+    models = models_in(
+        warehouses["manifest"], "staging", "canonical", "restricted", "marts", "operations"
+    )
     incremental = {m["name"] for m in models if m["config"]["materialized"] == "incremental"}
-    assert len(incremental) >= 22
-    assert incremental >= CANONICAL_INCREMENTAL
+    assert len(incremental) >= 24
+    assert incremental >= CANONICAL_INCREMENTAL | OTHER_INCREMENTAL
     differences = _differences(warehouses["incremental"], warehouses["full"], models)
     assert not differences, json.dumps(differences, indent=1, default=str)
 
@@ -368,9 +425,61 @@ def test_updates_late_data_and_deletes_are_applied(warehouses: dict[str, Any]) -
         )
 
 
+def test_the_timeline_follows_now_and_lineage_follows_running_runs(
+    warehouses: dict[str, Any],
+) -> None:
+    before, after = warehouses["placed"]
+    # none placed while they were "future"; the incremental build placed them (and equals a
+    # full rebuild: test_incremental_build_equals_a_full_rebuild)
+    assert before == 0
+    assert after > 0
+    assert warehouses["running_rows"] > 0
+    assert _query(
+        warehouses["incremental"],
+        "select count(*) from operations.row_lineage where run_status = 'running'",
+    ) == [(0,)]
+
+
+def test_a_delete_alone_renumbers_the_patients_timeline(warehouses: dict[str, Any]) -> None:
+    before, after = warehouses["patient_events"]
+    assert after == before - 1
+    models = models_in(
+        warehouses["manifest"], "staging", "canonical", "restricted", "marts", "operations"
+    )
+    differences = _differences(warehouses["gone"], warehouses["gone_full"], models)
+    assert not differences, json.dumps(differences, indent=1, default=str)
+
+
 def test_reading_loads_again_never_duplicates_rows(warehouses: dict[str, Any]) -> None:
-    models = models_in(warehouses["manifest"], "staging", "canonical")
+    models = models_in(warehouses["manifest"], "staging", "canonical", "marts", "operations")
     incremental = [m for m in models if m["config"]["materialized"] == "incremental"]
-    assert {m["name"] for m in incremental} >= CANONICAL_INCREMENTAL
+    assert {m["name"] for m in incremental} >= CANONICAL_INCREMENTAL | OTHER_INCREMENTAL
     differences = _differences(warehouses["again"], warehouses["full"], incremental)
     assert not differences, json.dumps(differences, indent=1, default=str)
+
+
+def test_a_null_in_a_not_null_mart_column_fails_the_build(
+    warehouses: dict[str, Any], tmp_path: Path
+) -> None:
+    """The enforced constraint, not a data test, guards patient_timeline.source_system."""
+    warehouse = tmp_path / "fhir.duckdb"
+    shutil.copy(warehouses["incremental"], warehouse)
+    timeline_rows = "select count(*) from marts.patient_timeline"
+    rows_before = _query(warehouse, timeline_rows)[0][0]
+    _execute(
+        warehouse,
+        "update canonical.encounters set source_system = null "
+        "where encounter_key = (select min(event_key) from marts.patient_timeline "
+        "where event_type = 'encounter')",
+    )
+    target = tmp_path / "target"
+    returncode, output, results = finish_dbt_subprocess(
+        _start_build(warehouse, target, "--select", "patient_timeline"), target
+    )
+    assert returncode != 0
+    failed = [r for r in results if r["status"] == "error"]
+    assert [r["unique_id"] for r in failed] == ["model.fhir_elt.patient_timeline"], output[-2000:]
+    assert "NOT NULL constraint" in failed[0]["message"], failed[0]["message"]
+    assert "source_system" in failed[0]["message"], failed[0]["message"]
+    # the incremental build was rolled back whole
+    assert _query(warehouse, timeline_rows)[0][0] == rows_before

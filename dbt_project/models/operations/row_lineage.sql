@@ -1,8 +1,34 @@
+{#-
+    Incremental (delete+insert on resource_type, resource_key): a build reads the raw rows that
+    loads merged since the newest load_id this model holds (fhir_loaded_since_last_build, same
+    incremental_lookback_hours as staging) and replaces those resources' rows. A raw row only
+    changes with a new load id: the loader replaces it whole (a new version, a deletion mark)
+    and never removes one otherwise, and what it joins is written once by the row's own run
+    (landing page, request) except the run's status, written when the run ends; rows built
+    while their run was still running (or without a run) are read again on every build.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['resource_type', 'resource_key'],
+        on_schema_change='fail',
+    )
+}}
+
 with
 
 resources as (
 
     select * from {{ ref('stg_fhir__resource_lineage') }}
+    {%- if is_incremental() %}
+        where
+            {{ fhir_loaded_since_last_build('load_id', 'load_id') }}
+            or landing_file in (
+                select built.landing_file from {{ this }} as built
+                where built.run_status is null or built.run_status = 'running'
+            )
+    {%- endif %}
 
 ),
 
