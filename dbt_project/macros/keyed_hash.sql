@@ -3,8 +3,10 @@
     Not RFC 2104 HMAC: neither DuckDB nor Snowflake has an HMAC function, so this is the
     "sandwich" construction sha256(key || '|' || value || '|' || key). Without the key the hash
     cannot be recomputed from a known MRN/id (no dictionary attack); the trailing key defeats
-    length extension. Caveat: the key is rendered into compiled SQL (target/, logs/, warehouse
-    query history), so treat those as secret-bearing. Rotating the key changes every key.
+    length extension. Caveat: the key is rendered into compiled SQL (target/run, target/compiled,
+    dbt's file log at debug level, warehouse query history), so treat those as secret-bearing;
+    the scheduled workflow sets DBT_LOG_LEVEL_FILE=info and never uploads target/ or logs/.
+    Rotating the key changes every key.
 #}
 {% macro keyed_hash(expression) -%}
     {{ return(adapter.dispatch('keyed_hash', 'fhir_elt')(expression)) }}
