@@ -23,7 +23,6 @@ and the restricted schema"), nor that no third role holds grants made by hand.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from unittest import mock
 import pytest
 import yaml
 
-from tests.integration.dbt_support import REPO, failures, read_manifest
+from tests.integration.dbt_support import REPO, failures, invoke_dbt, read_manifest
 from tests.integration.snowflake_sql_check import sqlfluff_problems
 
 PHI_ROLE = "HOSPITAL_PHI_READER"
@@ -72,37 +71,19 @@ def _dbt(args: list[str], target_path: Path, *, emulated: bool = False) -> tuple
     case runs inside fakesnow (which receives no statement from the macro).
     """
     pytest.importorskip("dbt.adapters.snowflake", reason="dbt-snowflake is not installed")
-    from dbt.cli.main import dbtRunner
-
     logged: list[str] = []
 
     def collect(event: Any) -> None:
         if event.info.name in ("JinjaLogInfo", "RunningOperationCaughtError"):
             logged.append(event.info.msg)
 
-    command = [
-        *args,
-        "--target",
-        "snowflake",
-        "--project-dir",
-        str(REPO),
-        "--profiles-dir",
-        str(REPO / "profiles"),
-        "--target-path",
-        str(target_path),
-        "--log-path",
-        str(target_path / "logs"),
-        "--quiet",
-    ]
+    command = [*args, "--target", "snowflake"]
     if emulated:
         fakesnow = pytest.importorskip("fakesnow")
-        with mock.patch.dict(os.environ, ENV), fakesnow.patch():
-            return dbtRunner(callbacks=[collect]).invoke(command), logged
-    with (
-        mock.patch.dict(os.environ, ENV),
-        mock.patch("snowflake.connector.connect", side_effect=_refuse_to_connect) as connect,
-    ):
-        result = dbtRunner(callbacks=[collect]).invoke(command)
+        with fakesnow.patch():
+            return invoke_dbt(command, target_path, ENV, [collect]), logged
+    with mock.patch("snowflake.connector.connect", side_effect=_refuse_to_connect) as connect:
+        result = invoke_dbt(command, target_path, ENV, [collect])
     assert connect.call_count == 0, "dbt opened a Snowflake connection"
     return result, logged
 
