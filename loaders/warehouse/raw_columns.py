@@ -21,16 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.resources import ParsedResource
-from loaders.warehouse.raw_tables import RAW_SCHEMA, version_sort_keys
-
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
+from loaders.warehouse.raw_tables import UTC_TIMESTAMP, assemble_raw_batch, version_sort_keys
 
 # One row per accepted resource, in the order read; resource_type is per page, not per row.
 PARSED_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("version_id", pa.string()),
-        pa.field("last_updated", _TIMESTAMP),
+        pa.field("last_updated", UTC_TIMESTAMP),
         pa.field("content_hash", pa.string(), nullable=False),
         pa.field("resource", pa.string(), nullable=False),
         pa.field("line_number", pa.int64(), nullable=False),
@@ -53,7 +51,7 @@ def parsed_columns(
         [
             pa.array(ids, pa.string()),
             pa.array(version_ids, pa.string()),
-            pa.array(last_updated, _TIMESTAMP),
+            pa.array(last_updated, UTC_TIMESTAMP),
             pa.array(content_hashes, pa.string()),
             text_array(texts),
             pa.array(line_numbers, pa.int64()),
@@ -152,7 +150,6 @@ def raw_batch_from_columns(
         request_ids: The request (or input file) of each row.
         landing_file: The landing page holding them.
     """
-    count = rows.num_rows
     last_updated = rows.column("last_updated")
     version_ids = rows.column("version_id")
     content_hashes = rows.column("content_hash")
@@ -163,20 +160,18 @@ def raw_batch_from_columns(
         version_ids,
         content_hashes,
     )
-    return pa.Table.from_arrays(
-        [
-            pa.repeat(pa.scalar(source_system, pa.string()), count),
-            pa.repeat(pa.scalar(resource_type, pa.string()), count),
-            rows.column("id"),
-            version_ids,
-            last_updated,
-            rows.column("resource"),
-            content_hashes,
-            sort_keys,
-            pa.repeat(pa.scalar(fetched_at, _TIMESTAMP), count),
-            pa.array(request_ids, pa.string()),
-            pa.repeat(pa.scalar(landing_file, pa.string()), count),
-            pa.repeat(pa.scalar(False, pa.bool_()), count),
-        ],
-        schema=RAW_SCHEMA,
+    return assemble_raw_batch(
+        {
+            "resource_type": pa.repeat(pa.scalar(resource_type, pa.string()), rows.num_rows),
+            "id": rows.column("id"),
+            "version_id": version_ids,
+            "last_updated": last_updated,
+            "resource": rows.column("resource"),
+            "content_hash": content_hashes,
+            "version_sort_key": sort_keys,
+        },
+        source_system=source_system,
+        fetched_at=fetched_at,
+        request_ids=request_ids,
+        landing_file=landing_file,
     )

@@ -20,7 +20,8 @@ from loaders.resources import ParsedResource
 RAW_DATASET = "raw_fhir"
 PRIMARY_KEY = ("source_system", "id")
 
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Every raw timestamp: microseconds, UTC.
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 RAW_SCHEMA = pa.schema(
     [
@@ -28,11 +29,11 @@ RAW_SCHEMA = pa.schema(
         pa.field("resource_type", pa.string(), nullable=False),
         pa.field("id", pa.string(), nullable=False),
         pa.field("version_id", pa.string()),
-        pa.field("last_updated", _TIMESTAMP),
+        pa.field("last_updated", UTC_TIMESTAMP),
         pa.field("resource", pa.string(), nullable=False),
         pa.field("content_hash", pa.string(), nullable=False),
         pa.field("version_sort_key", pa.string(), nullable=False),
-        pa.field("fetched_at", _TIMESTAMP, nullable=False),
+        pa.field("fetched_at", UTC_TIMESTAMP, nullable=False),
         pa.field("request_id", pa.string()),
         pa.field("landing_file", pa.string(), nullable=False),
         pa.field("is_deleted", pa.bool_(), nullable=False),
@@ -78,27 +79,61 @@ def build_raw_batch(
             ``resources``.
         landing_file: The landing page holding them.
     """
-    count = len(resources)
-    last_updated = pa.array([resource.last_updated for resource in resources], _TIMESTAMP)
+    last_updated = pa.array([resource.last_updated for resource in resources], UTC_TIMESTAMP)
     version_ids = pa.array([resource.version_id for resource in resources], pa.string())
     content_hashes = pa.array([resource.content_hash for resource in resources], pa.string())
-    return pa.Table.from_arrays(
-        [
-            pa.repeat(pa.scalar(source_system, pa.string()), count),
-            pa.array([resource.resource_type for resource in resources], pa.string()),
-            pa.array([resource.id for resource in resources], pa.string()),
-            version_ids,
-            last_updated,
-            _text_column([resource.text for resource in resources]),
-            content_hashes,
-            version_sort_keys(resources, fetched_at, last_updated, version_ids, content_hashes),
-            pa.repeat(pa.scalar(fetched_at, _TIMESTAMP), count),
-            pa.array(request_ids, pa.string()),
-            pa.repeat(pa.scalar(landing_file, pa.string()), count),
-            pa.repeat(pa.scalar(False, pa.bool_()), count),
-        ],
-        schema=RAW_SCHEMA,
+    return assemble_raw_batch(
+        {
+            "resource_type": pa.array(
+                [resource.resource_type for resource in resources], pa.string()
+            ),
+            "id": pa.array([resource.id for resource in resources], pa.string()),
+            "version_id": version_ids,
+            "last_updated": last_updated,
+            "resource": _text_column([resource.text for resource in resources]),
+            "content_hash": content_hashes,
+            "version_sort_key": version_sort_keys(
+                resources, fetched_at, last_updated, version_ids, content_hashes
+            ),
+        },
+        source_system=source_system,
+        fetched_at=fetched_at,
+        request_ids=request_ids,
+        landing_file=landing_file,
     )
+
+
+PerRowColumn = pa.Array | pa.ChunkedArray
+
+
+def assemble_raw_batch(
+    columns: dict[str, PerRowColumn],
+    *,
+    source_system: str,
+    fetched_at: datetime,
+    request_ids: Sequence[str | None],
+    landing_file: str,
+) -> pa.Table:
+    """A :data:`RAW_SCHEMA` table from a page's per-row columns and what the page shares.
+
+    Args:
+        columns: ``resource_type``, ``id``, ``version_id``, ``last_updated``, ``resource``,
+            ``content_hash`` and ``version_sort_key``, one value per row.
+        source_system: The source the rows came from.
+        fetched_at: When they were read from the source (UTC).
+        request_ids: The request (or input file) of each row.
+        landing_file: The landing page holding them.
+    """
+    count = len(request_ids)
+    shared: dict[str, PerRowColumn] = {
+        "source_system": pa.repeat(pa.scalar(source_system, pa.string()), count),
+        "fetched_at": pa.repeat(pa.scalar(fetched_at, UTC_TIMESTAMP), count),
+        "request_id": pa.array(request_ids, pa.string()),
+        "landing_file": pa.repeat(pa.scalar(landing_file, pa.string()), count),
+        "is_deleted": pa.repeat(pa.scalar(False, pa.bool_()), count),
+    }
+    every = {**shared, **columns}
+    return pa.Table.from_arrays([every[name] for name in RAW_SCHEMA.names], schema=RAW_SCHEMA)
 
 
 def _text_column(texts: Sequence[bytes]) -> pa.Array:
@@ -128,7 +163,7 @@ def version_sort_keys(
     years before 1000 (``strftime`` pads them differently), a fetch time not in UTC, and
     non-ASCII digits in a version.
     """
-    when = pc.fill_null(last_updated, pa.scalar(fetched_at, _TIMESTAMP))
+    when = pc.fill_null(last_updated, pa.scalar(fetched_at, UTC_TIMESTAMP))
     earliest = pc.min(when).as_py()
     versions = pc.fill_null(version_ids, "")
     if (
