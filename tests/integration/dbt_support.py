@@ -21,6 +21,19 @@ from typing import Any
 from unittest import mock
 
 REPO = Path(__file__).resolve().parents[2]
+# The canonical clinical event models, incremental (dbt_project.yml, canonical).
+INCREMENTAL_CANONICAL_MODELS = frozenset(
+    {
+        "encounters",
+        "conditions",
+        "observations",
+        "procedures",
+        "immunizations",
+        "allergies",
+        "medication_requests",
+        "medication_dispenses",
+    }
+)
 
 # Statuses of a node that ran fine; "warn" is a data rule reporting defects, "no-op" an exposure.
 OK_STATUSES = {"success", "pass", "warn", "no-op"}

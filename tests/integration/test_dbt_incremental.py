@@ -54,6 +54,7 @@ from loaders.synthetic import GenerateOptions, generate
 from tests.integration.dbt_support import (
     AS_OF,
     BUILD_METADATA_COLUMNS,
+    INCREMENTAL_CANONICAL_MODELS,
     OK_STATUSES,
     finish_dbt_subprocess,
     models_in,
@@ -74,16 +75,6 @@ FIRST_AS_OF = (datetime.fromisoformat(AS_OF) - timedelta(days=365)).isoformat(se
 MODELS = ["--exclude-resource-type", "test", "unit_test"]
 # incremental outside staging and canonical (dbt_project/README.md)
 OTHER_INCREMENTAL = {"row_lineage", "patient_timeline"}
-CANONICAL_INCREMENTAL = {
-    "encounters",
-    "conditions",
-    "observations",
-    "procedures",
-    "immunizations",
-    "allergies",
-    "medication_requests",
-    "medication_dispenses",
-}
 
 
 def _start_build(
@@ -375,7 +366,7 @@ def test_incremental_build_equals_a_full_rebuild(warehouses: dict[str, Any]) -> 
     )
     incremental = {m["name"] for m in models if m["config"]["materialized"] == "incremental"}
     assert len(incremental) >= 24
-    assert incremental >= CANONICAL_INCREMENTAL | OTHER_INCREMENTAL
+    assert incremental >= INCREMENTAL_CANONICAL_MODELS | OTHER_INCREMENTAL
     differences = _differences(warehouses["incremental"], warehouses["full"], models)
     assert not differences, json.dumps(differences, indent=1, default=str)
 
@@ -453,7 +444,7 @@ def test_a_delete_alone_renumbers_the_patients_timeline(warehouses: dict[str, An
 def test_reading_loads_again_never_duplicates_rows(warehouses: dict[str, Any]) -> None:
     models = models_in(warehouses["manifest"], "staging", "canonical", "marts", "operations")
     incremental = [m for m in models if m["config"]["materialized"] == "incremental"]
-    assert {m["name"] for m in incremental} >= CANONICAL_INCREMENTAL | OTHER_INCREMENTAL
+    assert {m["name"] for m in incremental} >= INCREMENTAL_CANONICAL_MODELS | OTHER_INCREMENTAL
     differences = _differences(warehouses["again"], warehouses["full"], incremental)
     assert not differences, json.dumps(differences, indent=1, default=str)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.dbt_support import INCREMENTAL_CANONICAL_MODELS
+
 REPO = Path(__file__).resolve().parents[2]
 DBT = Path(sys.executable).with_name("dbt")
 
@@ -142,17 +144,7 @@ def test_layers_use_their_schemas(manifest: dict) -> None:
     }
     # the clinical event models: incremental tables (dbt_project.yml, canonical; fqn[2] is
     # the model's name there)
-    incremental_canonical = {
-        "encounters",
-        "conditions",
-        "observations",
-        "procedures",
-        "immunizations",
-        "allergies",
-        "medication_requests",
-        "medication_dispenses",
-    }
-    for name in incremental_canonical:
+    for name in INCREMENTAL_CANONICAL_MODELS:
         expected[f"canonical/{name}"] = ("incremental", "canonical")
     # incremental where a build after a small load paid for rebuilding them whole (fqn[2]: the
     # model's name in operations, its folder in marts)
