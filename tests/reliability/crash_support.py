@@ -127,6 +127,20 @@ def start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
     )
 
 
+def run_backfill(
+    settings: LoadSettings, base_url: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run :func:`backfill_command` against ``base_url`` to its end (output captured as text)."""
+    return subprocess.run(
+        backfill_command(settings),
+        env=rest_env(base_url),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
     """Poll ``condition`` every 20 ms.
 

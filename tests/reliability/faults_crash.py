@@ -225,14 +225,7 @@ def warehouse_locked(work_dir: Path) -> FaultOutcome:
         with FhirTestServer(resources) as server:
             truth = server.truth()
             started = time.monotonic()
-            failed = subprocess.run(
-                support.backfill_command(settings),
-                env=support.rest_env(server.base_url),
-                cwd=support.REPO,
-                capture_output=True,
-                text=True,
-                timeout=KILL_TIMEOUT,
-            )
+            failed = support.run_backfill(settings, server.base_url, KILL_TIMEOUT)
             seconds = time.monotonic() - started
             message = support.error_line(failed.stderr)
             if failed.returncode != 1:
@@ -283,14 +276,7 @@ def landing_disk_full(work_dir: Path) -> FaultOutcome:
     try:
         with FhirTestServer(resources) as server:
             truth = server.truth()
-            failed = subprocess.run(
-                support.backfill_command(settings),
-                env=support.rest_env(server.base_url),
-                cwd=support.REPO,
-                capture_output=True,
-                text=True,
-                timeout=KILL_TIMEOUT,
-            )
+            failed = support.run_backfill(settings, server.base_url, KILL_TIMEOUT)
             message = support.error_line(failed.stderr)
             if failed.returncode != 1:
                 problems.append(f"full run exit {failed.returncode}, expected 1")
