@@ -8,13 +8,18 @@ resource survives the block); refused ones stay :class:`~loaders.files.reader.Fi
 with their bytes, in their place among the accepted ones.
 
 :func:`parse_block` is a top-level function of plain data in and out, so it runs the same in a
-worker process (:mod:`loaders.files.column_pages`) as in the loading process.
+worker process (:mod:`loaders.files.column_pages`) as in the loading process. A worker calls
+:func:`parse_block_spans` instead: the texts stay in the loading process, which has the block's
+bytes already, and the worker sends back where each text lies (:class:`TextSpans`) rather than
+the texts, about the size of the input, through a pipe; :meth:`ParsedBlock.with_texts` puts
+them back.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +30,9 @@ from loaders.drift.detector import Shape, resource_shapes
 from loaders.exceptions import FhirEltError
 from loaders.files.reader import FileItem, LineBlock, line_items
 from loaders.resources import Rejection
-from loaders.warehouse.raw_columns import parsed_columns
+from loaders.warehouse.raw_columns import PARSED_SCHEMA, parsed_columns, text_array
+
+_RESOURCE = PARSED_SCHEMA.get_field_index("resource")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +59,38 @@ class BlockFailure:
     bundle_entry: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class TextSpans:
+    """Where the text of each accepted row of a block lies in the block's bytes.
+
+    Attributes:
+        starts: Per row, the offset of its text in the block (-1: the text is in ``others``).
+        lengths: Per row, the length of its text in bytes.
+        others: Texts that are not a line of the block (a Bundle entry, written again), by row.
+    """
+
+    starts: array[int]
+    lengths: array[int]
+    others: dict[int, bytes]
+
+    def texts(self, data: bytes) -> list[bytes]:
+        """The rows' texts, cut from ``data`` (the block's bytes)."""
+        spans = zip(self.starts, self.lengths, strict=True)
+        if not self.others:
+            return [data[start : start + length] for start, length in spans]
+        return [
+            data[start : start + length] if start >= 0 else self.others[row]
+            for row, (start, length) in enumerate(spans)
+        ]
+
+
 @dataclass(slots=True)
 class ParsedBlock:
     """What :func:`parse_block` makes of a block.
 
     Attributes:
-        rows: The accepted resources in file order (``PARSED_SCHEMA``).
+        rows: The accepted resources in file order (``PARSED_SCHEMA``; without its
+            ``resource`` column while ``spans`` is set).
         events: In file order: a :class:`Run` of accepted rows, or a refused FileItem.
         drift: For each accepted row (by index) that drifts from its definition, its shapes.
         items: Resources read (accepted and refused).
@@ -65,6 +98,7 @@ class ParsedBlock:
         last_item: ``(line, bundle_entry)`` of the last item read, None if there was none.
         failure: Set when parsing stopped on an unexpected exception; what came before it is
             in the other fields.
+        spans: Set by :func:`parse_block_spans`: where the texts are in the block.
     """
 
     rows: pa.Table
@@ -74,12 +108,26 @@ class ParsedBlock:
     refused: int = 0
     last_item: tuple[int, int | None] | None = None
     failure: BlockFailure | None = None
+    spans: TextSpans | None = None
+
+    def with_texts(self, data: bytes) -> ParsedBlock:
+        """This block with its ``resource`` column, cut from ``data`` (the block's bytes)."""
+        if self.spans is None:
+            return self
+        texts = text_array(self.spans.texts(data))
+        rows = self.rows.add_column(_RESOURCE, PARSED_SCHEMA.field(_RESOURCE), texts)
+        return replace(self, rows=rows, spans=None)
 
 
 class _Columns:
     """Collects a block's items into lists, one per column, and the runs between refusals."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, spans: bool = False) -> None:
+        # spans: keep where each text is in the block, not the text (parse_block_spans)
+        self.spans = spans
+        self.text_starts = array("q")
+        self.text_lengths = array("q")
+        self.other_texts: dict[int, bytes] = {}
         self.ids: list[str] = []
         self.version_ids: list[str | None] = []
         self.last_updated: list[datetime | None] = []
@@ -95,8 +143,12 @@ class _Columns:
         self._run_type: str | None = None
         self._run_start = 0
 
-    def add(self, item: FileItem, document: Any) -> None:
-        """Add one item; ``document`` is its decoded resource, or None to decode its text."""
+    def add(self, item: FileItem, document: Any, start: int = -1) -> None:
+        """Add one item; ``document`` is its decoded resource, or None to decode its text.
+
+        ``start``: where ``item.raw`` begins in the block, if it is a slice of the block
+        (-1: it is not).
+        """
         self.items += 1
         self.last_item = (item.line_number, item.bundle_entry)
         result = item.result
@@ -113,7 +165,15 @@ class _Columns:
         self.version_ids.append(result.version_id)
         self.last_updated.append(result.last_updated)
         self.content_hashes.append(result.content_hash)
-        self.texts.append(result.text)
+        if not self.spans:
+            self.texts.append(result.text)
+        elif start >= 0 and result.text is item.raw:
+            self.text_starts.append(start)
+            self.text_lengths.append(len(result.text))
+        else:
+            self.text_starts.append(-1)
+            self.text_lengths.append(0)
+            self.other_texts[row] = result.text
         self.line_numbers.append(item.line_number)
         self.bundle_entries.append(item.bundle_entry)
         if document is None:
@@ -136,10 +196,13 @@ class _Columns:
             self.version_ids,
             self.last_updated,
             self.content_hashes,
-            self.texts,
+            None if self.spans else self.texts,
             self.line_numbers,
             self.bundle_entries,
         )
+        spans = None
+        if self.spans:
+            spans = TextSpans(self.text_starts, self.text_lengths, self.other_texts)
         return ParsedBlock(
             rows=rows,
             events=self.events,
@@ -148,6 +211,7 @@ class _Columns:
             refused=self.refused,
             last_item=self.last_item,
             failure=failure,
+            spans=spans,
         )
 
 
@@ -162,16 +226,31 @@ def parse_block(block: LineBlock) -> ParsedBlock:
     Lines are numbered from ``block.first_line``; blank lines are skipped, a Bundle on a line
     is split into its entries, as :func:`loaders.files.reader.iter_file_items` does.
     """
-    columns = _Columns()
+    return _parse_lines(block, _Columns())
+
+
+def parse_block_spans(block: LineBlock) -> ParsedBlock:
+    """:func:`parse_block` for a worker: texts as :class:`TextSpans` into ``block.data``.
+
+    The loading process restores them with ``.with_texts(block.data)``.
+    """
+    return _parse_lines(block, _Columns(spans=True))
+
+
+def _parse_lines(block: LineBlock, columns: _Columns) -> ParsedBlock:
     try:
         lines = block.data.split(b"\n")
         if lines[-1] == b"":
             lines.pop()  # after the last line's newline
+        offset = 0
         for line_number, line in enumerate(lines, start=block.first_line):
             stripped = line.strip()
             if stripped:
+                start = offset if stripped is line else offset + line.find(stripped)
                 for item, document in line_items(stripped, line_number):
-                    columns.add(item, document)
+                    # a Bundle's entries are written again: not slices of the block
+                    columns.add(item, document, start if item.raw is stripped else -1)
+            offset += len(line) + 1
     except FhirEltError:
         raise
     except Exception as error:

@@ -3,7 +3,9 @@
 The loading process reads each NDJSON file in blocks of whole lines (about 4 MB, hashing the
 file's bytes on the way), and hands the blocks to a pool of worker processes, one per core
 (:func:`parse_workers`), which decode, check, hash and drift-walk every resource
-(:func:`loaders.files.block_parse.parse_block`) and send back arrow columns. Results are taken
+(:func:`loaders.files.block_parse.parse_block_spans`) and send back arrow columns, with each
+text as its place in the block: the loading process cuts the texts from its own copy of the
+block, so they do not cross a pipe a second time. Results are taken
 in the order the blocks were read, and cut into pages exactly as the one-by-one reader this
 replaced (kept as the tests' oracle: ``tests/file_pages_reference.py``) cut them: the same
 pages, in the same order, with refused items and each file's
@@ -15,7 +17,7 @@ assembled. Small inputs (under :data:`POOL_MIN_BYTES`) and ``FHIR_ELT_PARSE_WORK
 in the loading process (no worker is started); JSON (Bundle) files always do.
 
 Worker processes are forked: the pool is started before the warehouse connection is opened
-(:class:`BlockParser`), and a worker only runs :func:`parse_block` (orjson, hashlib, pyarrow),
+(:class:`BlockParser`), and a worker only runs :func:`parse_block_spans` (orjson, hashlib, pyarrow),
 never DuckDB or dlt.
 """
 
@@ -36,7 +38,13 @@ import pyarrow as pa
 
 from loaders.drift.detector import Shape
 from loaders.exceptions import ConfigError, ReaderError
-from loaders.files.block_parse import BlockFailure, ParsedBlock, parse_block, parse_items
+from loaders.files.block_parse import (
+    BlockFailure,
+    ParsedBlock,
+    parse_block,
+    parse_block_spans,
+    parse_items,
+)
 from loaders.files.discover import InputFile, InputKind
 from loaders.files.prefetch import FileRead, Refused
 from loaders.files.reader import FileItem, LineBlock, iter_file_items, iter_line_blocks
@@ -99,6 +107,20 @@ class _Parsed:
         return False
 
 
+class _Remote:
+    """A block being parsed by a worker; its texts are cut from the block here when done."""
+
+    def __init__(self, future: Future[ParsedBlock], block: LineBlock) -> None:
+        self._future = future
+        self._block = block
+
+    def result(self) -> ParsedBlock:
+        return self._future.result().with_texts(self._block.data)
+
+    def cancel(self) -> bool:
+        return self._future.cancel()
+
+
 class BlockParser:
     """Parses blocks in ``workers`` forked processes, or in this process when ``workers`` is 0.
 
@@ -143,11 +165,11 @@ class BlockParser:
         """How many blocks may be in flight (read, not yet assembled into pages)."""
         return self.workers + 2 if self._pool is not None else 1
 
-    def submit(self, block: LineBlock) -> Future[ParsedBlock] | _Parsed:
+    def submit(self, block: LineBlock) -> _Remote | _Parsed:
         """Start parsing ``block``; ``.result()`` of what is returned is its ParsedBlock."""
         if self._pool is None:
             return _Parsed(parse_block(block))
-        return self._pool.submit(parse_block, block)
+        return _Remote(self._pool.submit(parse_block_spans, block), block)
 
 
 @dataclass(slots=True)

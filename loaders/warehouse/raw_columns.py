@@ -42,23 +42,26 @@ def parsed_columns(
     version_ids: list[str | None],
     last_updated: list[datetime | None],
     content_hashes: list[str],
-    texts: list[bytes],
+    texts: list[bytes] | None,
     line_numbers: list[int],
     bundle_entries: list[int | None],
 ) -> pa.Table:
-    """A :data:`PARSED_SCHEMA` table from per-resource lists (all of the same length)."""
-    return pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(version_ids, pa.string()),
-            pa.array(last_updated, UTC_TIMESTAMP),
-            pa.array(content_hashes, pa.string()),
-            text_array(texts),
-            pa.array(line_numbers, pa.int64()),
-            pa.array(bundle_entries, pa.int64()),
-        ],
-        schema=PARSED_SCHEMA,
-    )
+    """A :data:`PARSED_SCHEMA` table from per-resource lists (all of the same length).
+
+    ``texts`` None: the table lacks the ``resource`` column (a worker's block, whose texts
+    the loading process adds back: :meth:`loaders.files.block_parse.ParsedBlock.with_texts`).
+    """
+    columns = {
+        "id": pa.array(ids, pa.string()),
+        "version_id": pa.array(version_ids, pa.string()),
+        "last_updated": pa.array(last_updated, UTC_TIMESTAMP),
+        "content_hash": pa.array(content_hashes, pa.string()),
+        "resource": None if texts is None else text_array(texts),
+        "line_number": pa.array(line_numbers, pa.int64()),
+        "bundle_entry": pa.array(bundle_entries, pa.int64()),
+    }
+    fields = [field for field in PARSED_SCHEMA if columns[field.name] is not None]
+    return pa.Table.from_arrays([columns[field.name] for field in fields], schema=pa.schema(fields))
 
 
 def text_array(texts: Sequence[bytes]) -> pa.Array:
