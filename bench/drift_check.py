@@ -11,6 +11,8 @@ over every page (decode + walk + policy), best of ``--repeat``:
 - clean: the data as generated (the common case: nothing found);
 - drifted: every resource also carries a nested unknown element and a retyped primitive
   (policy ``warn``), so every page records findings;
+- clean, walk only: decode + walk of every resource, without the conformance check that lets
+  a fitting resource skip both (:mod:`loaders.drift.conformance`): the check's gain;
 - for reference, DuckDB's ``json_group_structure`` over the same files (structure only: no
   per-path counts, no kinds per resource).
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from loaders.drift import DriftAction, DriftLedger, DriftPolicy, DriftRule
+from loaders.drift import DriftAction, DriftLedger, DriftPolicy, DriftRule, detect_documents
 from loaders.resources import ParsedResource, parse_resource_bytes
 from loaders.synthetic import GenerateOptions, generate
 
@@ -69,6 +71,16 @@ def _check(pages: list[tuple[str, list[ParsedResource]]], repeat: int) -> tuple[
     return sum(len(resources) for _, resources in pages), best, findings
 
 
+def _walk_only(pages: list[tuple[str, list[ParsedResource]]], repeat: int) -> tuple[int, float]:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for resource_type, resources in pages:
+            detect_documents(resource_type, (orjson.loads(r.text) for r in resources))
+        best = min(best, time.perf_counter() - started)
+    return sum(len(resources) for _, resources in pages), best
+
+
 def _duckdb_structure(data: Path, repeat: int) -> tuple[int, float]:
     best = float("inf")
     count = 0
@@ -101,11 +113,18 @@ def main() -> None:
             generate(GenerateOptions(patients=args.patients, seed=7, out=data, fmt="ndjson"))
         lines = ["| data | resources | seconds | resources/s | findings |", "|---|---|---|---|---|"]
         for label, drift in (("clean", False), ("drifted", True)):
-            resources, seconds, findings = _check(_pages(data, args.page_size, drift), args.repeat)
+            pages = _pages(data, args.page_size, drift)
+            resources, seconds, findings = _check(pages, args.repeat)
             lines.append(
                 f"| {label} | {resources:,} | {seconds:.3f} | {resources / seconds:,.0f} | "
                 f"{findings} |"
             )
+            if not drift:
+                resources, seconds = _walk_only(pages, args.repeat)
+                lines.append(
+                    f"| clean, walk only | {resources:,} | {seconds:.3f} | "
+                    f"{resources / seconds:,.0f} | - |"
+                )
         resources, seconds = _duckdb_structure(data, args.repeat)
         lines.append(
             f"| DuckDB json_group_structure (reference) | {resources:,} | {seconds:.3f} | "

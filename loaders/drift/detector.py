@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from loaders.drift.conformance import conforms
 from loaders.fhir.element_types import (
     KIND_OF_TYPE,
     JsonKind,
@@ -213,5 +214,11 @@ def observations_from_shapes(
 
 
 def detect_texts(resource_type: str, texts: Iterable[bytes]) -> list[DriftObservation]:
-    """:func:`detect_documents` over resources given as JSON text (a landed page's lines)."""
-    return detect_documents(resource_type, (orjson.loads(text) for text in texts))
+    """:func:`detect_documents` over resources given as JSON text (a landed page's lines).
+
+    Texts that :func:`loaders.drift.conformance.conforms` says fit are not decoded or walked.
+    """
+    return detect_documents(
+        resource_type,
+        (orjson.loads(text) for text in texts if not conforms(resource_type, text)),
+    )

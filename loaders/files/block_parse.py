@@ -1,11 +1,13 @@
 """Parse a block of NDJSON lines into arrow columns: the per-resource work of a file load.
 
 For each line: decode it (orjson), accept or refuse it (:mod:`loaders.resources`: checks,
-canonical JSON and its sha256), and walk the decoded resource for schema drift
-(:func:`loaders.drift.detector.resource_shapes`) while it is at hand, instead of decoding the
-landed text again later. Accepted resources become one arrow table (no Python object per
-resource survives the block); refused ones stay :class:`~loaders.files.reader.FileItem` objects
-with their bytes, in their place among the accepted ones.
+canonical JSON and its sha256), and look for schema drift while the resource is at hand,
+instead of decoding the landed text again later: a resource that
+:func:`loaders.drift.conformance.conforms` to its definition is done with, the others are
+walked (:func:`loaders.drift.detector.resource_shapes`) for their findings. Accepted resources
+become one arrow table (no Python object per resource survives the block); refused ones stay
+:class:`~loaders.files.reader.FileItem` objects with their bytes, in their place among the
+accepted ones.
 
 :func:`parse_block` is a top-level function of plain data in and out, so it runs the same in a
 worker process (:mod:`loaders.files.column_pages`) as in the loading process. A worker calls
@@ -26,6 +28,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from loaders.drift.conformance import conforms
 from loaders.drift.detector import Shape, resource_shapes
 from loaders.exceptions import FhirEltError
 from loaders.files.reader import FileItem, LineBlock, line_items
@@ -176,6 +179,8 @@ class _Columns:
             self.other_texts[row] = result.text
         self.line_numbers.append(item.line_number)
         self.bundle_entries.append(item.bundle_entry)
+        if conforms(result.resource_type, result.text):
+            return  # no drift: the walk would find nothing
         if document is None:
             document = orjson.loads(result.text)
         shapes = resource_shapes(result.resource_type, document)
