@@ -55,6 +55,11 @@ class ReaderError(InputError):
     """
 
 
+class InputChangedError(InputError):
+    """An input file changed on disk while it was being loaded (the run stops, keeping what
+    was committed before)."""
+
+
 class LandingError(FhirEltError):
     """The landing zone cannot be written or read."""
 

@@ -14,11 +14,13 @@ worker process (:mod:`loaders.files.column_pages`) as in the loading process. A 
 :func:`parse_block_spans` instead: the texts stay in the loading process, which has the block's
 bytes already, and the worker sends back where each text lies (:class:`TextSpans`) rather than
 the texts, about the size of the input, through a pipe; :meth:`ParsedBlock.with_texts` puts
-them back.
+them back. From a file stored uncompressed a worker reads the block itself
+(:func:`parse_file_slice`): only where it is crosses the pipe.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from isal.isal_zlib import crc32
 
 from loaders.drift.conformance import conforms
 from loaders.drift.detector import Shape, resource_shapes
@@ -240,6 +243,68 @@ def parse_block_spans(block: LineBlock) -> ParsedBlock:
     The loading process restores them with ``.with_texts(block.data)``.
     """
     return _parse_lines(block, _Columns(spans=True))
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    """A block for a worker to read from its file (stored uncompressed), instead of its bytes.
+
+    The loading process has read the same bytes (to cut the block at a line end and hash the
+    file) and keeps them for the texts; the CRC-32 of those bytes tells the worker whether the
+    file still holds them.
+
+    Attributes:
+        path: The file.
+        offset: Where the block starts in it.
+        length: The block's length in bytes.
+        first_line: The 1-based number of the block's first line.
+        crc: CRC-32 of the block's bytes as the loading process read them.
+    """
+
+    path: str
+    offset: int
+    length: int
+    first_line: int
+    crc: int
+
+    @classmethod
+    def of(cls, path: str, block: LineBlock) -> FileSlice:
+        """Where ``block`` (read at ``block.offset`` of the uncompressed file ``path``) is."""
+        if block.offset is None:
+            raise ValueError("a block of a gzip file has no place in the file to read it from")
+        return cls(path, block.offset, len(block.data), block.first_line, crc32(block.data))
+
+
+def parse_file_slice(piece: FileSlice) -> ParsedBlock | None:
+    """:func:`parse_block_spans` of the block ``piece`` names, read from its file.
+
+    Returns:
+        The parsed block; None when the file no longer holds the bytes the loading process
+        read there (it changed or went away during the load).
+    """
+    try:
+        data = _read_at(piece.path, piece.offset, piece.length)
+    except OSError:
+        return None
+    if len(data) != piece.length or crc32(data) != piece.crc:
+        return None
+    return parse_block_spans(LineBlock(piece.first_line, data, piece.offset))
+
+
+def _read_at(path: str, offset: int, length: int) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        parts: list[bytes] = []
+        read = 0
+        while read < length:
+            part = os.pread(descriptor, length - read, offset + read)
+            if not part:  # the file is shorter now
+                break
+            parts.append(part)
+            read += len(part)
+    finally:
+        os.close(descriptor)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _parse_lines(block: LineBlock, columns: _Columns) -> ParsedBlock:

@@ -5,10 +5,14 @@ file's bytes on the way), and hands the blocks to a pool of worker processes, on
 (:func:`parse_workers`), which decode, check, hash and drift-walk every resource
 (:func:`loaders.files.block_parse.parse_block_spans`) and send back arrow columns, with each
 text as its place in the block: the loading process cuts the texts from its own copy of the
-block, so they do not cross a pipe a second time. Results are taken
-in the order the blocks were read, and cut into pages exactly as the one-by-one reader this
-replaced (kept as the tests' oracle: ``tests/file_pages_reference.py``) cut them: the same
-pages, in the same order, with refused items and each file's
+block, so they do not cross a pipe a second time. A block of a file stored uncompressed does
+not cross it at all: the worker reads it from the file
+(:func:`~loaders.files.block_parse.parse_file_slice`), checking that the file still holds
+what the loading process read.
+
+Results are taken in the order the blocks were read, and cut into pages exactly as the
+one-by-one reader this replaced (kept as the tests' oracle: ``tests/file_pages_reference.py``)
+cut them: the same pages, in the same order, with refused items and each file's
 :class:`~loaders.files.prefetch.FileRead` at the same places. So the landing zone and the
 merge see what a single process would produce.
 
@@ -37,12 +41,14 @@ from types import TracebackType
 import pyarrow as pa
 
 from loaders.drift.detector import Shape
-from loaders.exceptions import ConfigError, ReaderError
+from loaders.exceptions import ConfigError, InputChangedError, ReaderError
 from loaders.files.block_parse import (
     BlockFailure,
+    FileSlice,
     ParsedBlock,
     parse_block,
     parse_block_spans,
+    parse_file_slice,
     parse_items,
 )
 from loaders.files.discover import InputFile, InputKind
@@ -110,12 +116,28 @@ class _Parsed:
 class _Remote:
     """A block being parsed by a worker; its texts are cut from the block here when done."""
 
-    def __init__(self, future: Future[ParsedBlock], block: LineBlock) -> None:
+    def __init__(
+        self, future: Future[ParsedBlock | None], block: LineBlock, source: str | None
+    ) -> None:
         self._future = future
         self._block = block
+        self._source = source
 
     def result(self) -> ParsedBlock:
-        return self._future.result().with_texts(self._block.data)
+        """The parsed block, with its texts.
+
+        Raises:
+            InputChangedError: The worker read the block from the file, and found other bytes
+                there than this process read.
+        """
+        parsed = self._future.result()
+        if parsed is None:
+            raise InputChangedError(
+                f"{self._source}: the file changed while it was being loaded (lines from "
+                f"{self._block.first_line} on differ from what was read before); the run was "
+                "stopped, what it committed before stays"
+            )
+        return parsed.with_texts(self._block.data)
 
     def cancel(self) -> bool:
         return self._future.cancel()
@@ -165,11 +187,15 @@ class BlockParser:
         """How many blocks may be in flight (read, not yet assembled into pages)."""
         return self.workers + 2 if self._pool is not None else 1
 
-    def submit(self, block: LineBlock) -> _Remote | _Parsed:
-        """Start parsing ``block``; ``.result()`` of what is returned is its ParsedBlock."""
+    def submit(self, block: LineBlock, source: InputFile | None = None) -> _Remote | _Parsed:
+        """Start parsing ``block`` (of ``source``); ``.result()`` of what is returned is its
+        ParsedBlock. A worker reads a block of an uncompressed file from the file itself."""
         if self._pool is None:
             return _Parsed(parse_block(block))
-        return _Remote(self._pool.submit(parse_block_spans, block), block)
+        if source is not None and block.offset is not None:
+            piece = FileSlice.of(str(source.path), block)
+            return _Remote(self._pool.submit(parse_file_slice, piece), block, str(source.path))
+        return _Remote(self._pool.submit(parse_block_spans, block), block, None)
 
 
 @dataclass(slots=True)
@@ -349,7 +375,7 @@ def read_column_pages(
             pieces: Iterator[object]
             if source.kind is InputKind.NDJSON:
                 pieces = (
-                    parser.submit(piece) if isinstance(piece, LineBlock) else piece
+                    parser.submit(piece, source) if isinstance(piece, LineBlock) else piece
                     for piece in iter_line_blocks(source, digest)
                 )
             else:

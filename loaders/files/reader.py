@@ -112,10 +112,13 @@ class LineBlock:
     Attributes:
         first_line: The 1-based line number of the first line.
         data: The lines, each ending with ``\\n`` (the file's last line may lack it).
+        offset: Where ``data`` starts in the file, for a file stored uncompressed (a worker
+            may read it there itself); None for a gzip file's decoded bytes.
     """
 
     first_line: int
     data: bytes
+    offset: int | None = None
 
 
 def iter_line_blocks(
@@ -133,6 +136,8 @@ def iter_line_blocks(
         digest: If given, fed the file's bytes as stored.
     """
     lines_read = 0
+    # bytes of an uncompressed file before the next block; None for gzip (no file offsets)
+    position: int | None = None if source.gzip else 0
     try:
         with _open(source, digest) as handle:
             read = getattr(handle, "read1", handle.read)
@@ -144,10 +149,12 @@ def iter_line_blocks(
                     pending = data
                     continue
                 whole, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-                yield LineBlock(lines_read + 1, whole)
+                yield LineBlock(lines_read + 1, whole, position)
                 lines_read += whole.count(b"\n")
+                if position is not None:
+                    position += len(whole)
             if pending:
-                yield LineBlock(lines_read + 1, pending)
+                yield LineBlock(lines_read + 1, pending, position)
     except (OSError, EOFError, zlib.error):
         yield FileItem(
             line_number=lines_read + 1,

@@ -1,10 +1,17 @@
-"""A worker's block (texts as spans into the block) equals the block parsed whole, once restored."""
+"""Blocks parsed by a worker: texts as spans into the block, and blocks read from the file."""
 
 from __future__ import annotations
 
-import orjson
+from collections.abc import Callable
+from pathlib import Path
 
-from loaders.files.block_parse import parse_block, parse_block_spans
+import orjson
+import pytest
+
+from loaders.exceptions import InputChangedError
+from loaders.files import discover_input_files
+from loaders.files.block_parse import FileSlice, parse_block, parse_block_spans, parse_file_slice
+from loaders.files.column_pages import BlockParser
 from loaders.files.reader import LineBlock
 from tests.fhir_samples import patient
 
@@ -61,3 +68,57 @@ def test_a_block_parsed_in_this_process_is_returned_as_it_is() -> None:
     whole = parse_block(_block())
 
     assert whole.with_texts(b"ignored") is whole
+
+
+# --- a block a worker reads from its file ---------------------------------------------------
+
+
+def _file_block(tmp_path: Path) -> tuple[Path, LineBlock]:
+    path = tmp_path / "patients.ndjson"
+    head = orjson.dumps(patient("p0")) + b"\n"
+    block = _block()
+    path.write_bytes(head + block.data)
+    return path, LineBlock(block.first_line, block.data, offset=len(head))
+
+
+def test_a_worker_reading_the_block_from_the_file_parses_what_was_read(tmp_path: Path) -> None:
+    path, block = _file_block(tmp_path)
+
+    parsed = parse_file_slice(FileSlice.of(str(path), block))
+
+    assert parsed is not None
+    assert parsed.with_texts(block.data).rows.equals(parse_block(block).rows)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda data: data.replace(b'"p1"', b'"q1"'),  # same length, other bytes
+        lambda data: data[:-10],  # truncated
+        None,  # removed
+    ],
+)
+def test_a_file_changed_since_it_was_read_is_noticed(
+    tmp_path: Path, change: Callable[[bytes], bytes] | None
+) -> None:
+    path, block = _file_block(tmp_path)
+    piece = FileSlice.of(str(path), block)
+    if change is None:
+        path.unlink()
+    else:
+        path.write_bytes(change(path.read_bytes()))
+
+    assert parse_file_slice(piece) is None
+
+
+def test_a_changed_file_stops_the_read_with_its_name_and_line(tmp_path: Path) -> None:
+    path, block = _file_block(tmp_path)  # the block as this process read it
+    (source,) = discover_input_files(path)
+    path.write_bytes(path.read_bytes().replace(b'"p4"', b'"q4"'))  # then the file changes
+
+    with BlockParser(1) as parser, pytest.raises(InputChangedError) as raised:
+        parser.submit(block, source).result()
+
+    message = str(raised.value)
+    assert str(path) in message and "lines from 41" in message
+    assert "q4" not in message and "p4" not in message
