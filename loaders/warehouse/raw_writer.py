@@ -104,7 +104,13 @@ class RawTableWriter:
         try:
             self._connection = connect_warehouse(
                 database,
-                config={"memory_limit": memory_limit, "preserve_insertion_order": False},
+                config={
+                    "memory_limit": memory_limit,
+                    "preserve_insertion_order": False,
+                    # The parse workers have the other cores; a second DuckDB thread only
+                    # competes with them (1M bench load: -0.5 s user, -0.6 s wall).
+                    "threads": 1,
+                },
             )
         except duckdb.Error as error:
             raise WarehouseError(
