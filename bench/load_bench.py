@@ -13,7 +13,8 @@ fresh process, with its peak RSS:
   e  ``dbt build`` on the data of b
   f  ``dbt build`` after d, on the warehouse e built
      (e and f run the scheduled workflow's command: ``dbt build --exclude-resource-type
-     unit_test``, with dbt's partial-parse state kept between runs as the workflow keeps it)
+     unit_test``, with dbt's partial-parse state kept between runs as the workflow keeps it,
+     and its file log at ``info`` as the workflow sets it: ``DBT_LOG_LEVEL_FILE``)
   g  REST extraction from the local test server with a known rate limit: request rate
      achieved against the configured budget, 429s received (bench/rest_backfill.py)
 
@@ -133,6 +134,8 @@ class Bench:
             env={
                 "DBT_PROFILES_DIR": str(ROOT / "profiles"),
                 "FHIR_ELT_DUCKDB_PATH": str(state / "warehouse" / "fhir.duckdb"),
+                # as .github/workflows/scheduled-load.yml: no SQL (nor the hash key) in the log
+                "DBT_LOG_LEVEL_FILE": "info",
             },
             cwd=ROOT,
             log=self.log,
