@@ -62,6 +62,8 @@ from loaders.warehouse.raw_columns import joined_lines
 logger = logging.getLogger(__name__)
 
 WORKERS_ENV = "FHIR_ELT_PARSE_WORKERS"
+# Added to the workers' niceness (see _lower_priority).
+WORKER_NICENESS = 10
 # Below this much NDJSON, starting worker processes costs more than they save.
 POOL_MIN_BYTES = 24 * 1024 * 1024
 
@@ -143,6 +145,17 @@ class _Remote:
         return self._future.cancel()
 
 
+def _lower_priority() -> None:
+    """Run a worker at a lower scheduling priority than the loading process.
+
+    The loading process (landing, DuckDB inserts and commits) is the load's critical path; the
+    workers are ahead of it and wait for it (at most ``read_ahead`` blocks in flight). At the
+    same priority they take CPU the loading process is waiting for: on 2 cores the 1M-resource
+    bench load took 17.0-17.3 s at niceness 0 and 15.5-16.4 s at 10 (interleaved runs).
+    """
+    os.nice(WORKER_NICENESS)
+
+
 class BlockParser:
     """Parses blocks in ``workers`` forked processes, or in this process when ``workers`` is 0.
 
@@ -159,7 +172,9 @@ class BlockParser:
     def __enter__(self) -> BlockParser:
         if self.workers > 0:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("fork")
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_lower_priority,
             )
             # The first submit forks every worker: do it now, before the warehouse is opened.
             # Frozen objects are never visited by the workers' garbage collector, so the

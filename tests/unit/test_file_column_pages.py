@@ -9,6 +9,7 @@ whatever the block size, and its landing bytes and raw batches must equal the re
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from loaders.drift.detector import detect_texts, observations_from_shapes
 from loaders.files import discover_input_files
-from loaders.files.column_pages import BlockParser, ColumnPage, read_column_pages
+from loaders.files.column_pages import WORKER_NICENESS, BlockParser, ColumnPage, read_column_pages
 from loaders.files.prefetch import FileRead, Refused
 from loaders.landing.zone import compress_page
 from loaders.warehouse.raw_columns import joined_lines, raw_batch_from_columns
@@ -151,3 +152,11 @@ def test_drifted_rows_are_carried_to_their_page(tmp_path: Path) -> None:
     assert [len(page.drift) for page in pages] == [1, 1]
     (observation,) = observations_from_shapes("Patient", pages[1].drift)
     assert (observation.json_path, observation.count) == ("Patient.birth_date", 1)
+
+
+def test_workers_run_at_a_lower_priority_than_the_loading_process() -> None:
+    with BlockParser(1) as parser:
+        assert parser._pool is not None
+        worker_niceness = parser._pool.submit(os.nice, 0).result()
+
+    assert worker_niceness == min(19, os.nice(0) + WORKER_NICENESS)
