@@ -19,7 +19,7 @@ from loaders.validation.mode import OFF, ValidationMode, parse_validation_mode
 DEFAULT_DUCKDB_PATH = Path("warehouse/fhir.duckdb")
 DEFAULT_LANDING_ROOT = Path("landing")
 DEFAULT_SOURCE_SYSTEM = "files"
-DEFAULT_PAGE_SIZE = 10_000
+DEFAULT_PAGE_SIZE = 20_000
 DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 
 DUCKDB = "duckdb"
