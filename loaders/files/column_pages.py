@@ -2,7 +2,7 @@
 
 The loading process reads each NDJSON file in blocks of whole lines (about 4 MB, hashing the
 file's bytes on the way), and hands the blocks to a pool of worker processes, one per core
-(:func:`parse_workers`), which decode, check, hash and drift-walk every resource
+(:func:`parse_workers`), which decode, check, hash and drift-check every resource
 (:func:`loaders.files.block_parse.parse_block_spans`) and send back arrow columns, with each
 text as its place in the block: the loading process cuts the texts from its own copy of the
 block, so they do not cross a pipe a second time. A block of a file stored uncompressed does
@@ -21,8 +21,9 @@ assembled. Small inputs (under :data:`POOL_MIN_BYTES`) and ``FHIR_ELT_PARSE_WORK
 in the loading process (no worker is started); JSON (Bundle) files always do.
 
 Worker processes are forked: the pool is started before the warehouse connection is opened
-(:class:`BlockParser`), and a worker only runs :func:`parse_block_spans` (orjson, hashlib, pyarrow),
-never DuckDB or dlt.
+(:class:`BlockParser`), and a worker only parses (orjson, msgspec, hashlib, pyarrow), never
+runs DuckDB or dlt. Workers run at a lower priority than the loading process, whose merge is
+the load's critical path (:data:`WORKER_NICENESS`).
 """
 
 from __future__ import annotations
