@@ -36,7 +36,8 @@ from loaders.drift.detector import Shape, resource_shapes
 from loaders.exceptions import FhirEltError
 from loaders.files.reader import FileItem, LineBlock, line_items
 from loaders.resources import Rejection
-from loaders.warehouse.raw_columns import PARSED_SCHEMA, parsed_columns, text_array
+from loaders.warehouse.raw_columns import PARSED_SCHEMA, parsed_columns
+from loaders.warehouse.raw_tables import text_array
 
 _RESOURCE = PARSED_SCHEMA.get_field_index("resource")
 

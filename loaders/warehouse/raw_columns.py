@@ -11,17 +11,20 @@ value for value, what :meth:`loaders.landing.LandingZone.write_page` and
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from itertools import accumulate
 from typing import overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.resources import ParsedResource
-from loaders.warehouse.raw_tables import UTC_TIMESTAMP, assemble_raw_batch, version_sort_keys
+from loaders.warehouse.raw_tables import (
+    UTC_TIMESTAMP,
+    assemble_raw_batch,
+    text_array,
+    version_sort_keys,
+)
 
 # One row per accepted resource, in the order read; resource_type is per page, not per row.
 PARSED_SCHEMA = pa.schema(
@@ -62,19 +65,6 @@ def parsed_columns(
     }
     fields = [field for field in PARSED_SCHEMA if columns[field.name] is not None]
     return pa.Table.from_arrays([columns[field.name] for field in fields], schema=pa.schema(fields))
-
-
-def text_array(texts: Sequence[bytes]) -> pa.Array:
-    """A string array over one joined buffer of JSON texts (no per-value decode).
-
-    The texts are valid UTF-8: orjson parsed (or wrote) them, and it refuses anything else.
-    """
-    data = b"".join(texts)
-    if len(data) >= 2**31:
-        return pa.array([text.decode("utf-8") for text in texts], pa.string())
-    offsets = array("i", [0])
-    offsets.extend(accumulate(len(text) for text in texts))
-    return pa.StringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def joined_lines(texts: pa.Array | pa.ChunkedArray) -> memoryview:

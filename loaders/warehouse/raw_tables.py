@@ -90,7 +90,7 @@ def build_raw_batch(
             "id": pa.array([resource.id for resource in resources], pa.string()),
             "version_id": version_ids,
             "last_updated": last_updated,
-            "resource": _text_column([resource.text for resource in resources]),
+            "resource": text_array([resource.text for resource in resources]),
             "content_hash": content_hashes,
             "version_sort_key": version_sort_keys(
                 resources, fetched_at, last_updated, version_ids, content_hashes
@@ -136,7 +136,7 @@ def assemble_raw_batch(
     return pa.Table.from_arrays([every[name] for name in RAW_SCHEMA.names], schema=RAW_SCHEMA)
 
 
-def _text_column(texts: Sequence[bytes]) -> pa.Array:
+def text_array(texts: Sequence[bytes]) -> pa.Array:
     """A string array over one joined buffer of JSON texts (no per-value copy or decode).
 
     The texts are valid UTF-8: they were parsed (or produced) by orjson, which refuses
