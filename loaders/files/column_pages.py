@@ -119,9 +119,7 @@ class _Parsed:
 class _Remote:
     """A block being parsed by a worker; its texts are cut from the block here when done."""
 
-    def __init__(
-        self, future: Future[ParsedBlock | None], block: LineBlock, source: str | None
-    ) -> None:
+    def __init__(self, future: Future[ParsedBlock | None], block: LineBlock, source: str) -> None:
         self._future = future
         self._block = block
         self._source = source
@@ -203,15 +201,16 @@ class BlockParser:
         """How many blocks may be in flight (read, not yet assembled into pages)."""
         return self.workers + 2 if self._pool is not None else 1
 
-    def submit(self, block: LineBlock, source: InputFile | None = None) -> _Remote | _Parsed:
+    def submit(self, block: LineBlock, source: InputFile) -> _Remote | _Parsed:
         """Start parsing ``block`` (of ``source``); ``.result()`` of what is returned is its
         ParsedBlock. A worker reads a block of an uncompressed file from the file itself."""
         if self._pool is None:
             return _Parsed(parse_block(block))
-        if source is not None and block.offset is not None:
-            piece = FileSlice.of(str(source.path), block)
-            return _Remote(self._pool.submit(parse_file_slice, piece), block, str(source.path))
-        return _Remote(self._pool.submit(parse_block_spans, block), block, None)
+        path = str(source.path)
+        if block.offset is not None:
+            piece = FileSlice.of(path, block)
+            return _Remote(self._pool.submit(parse_file_slice, piece), block, path)
+        return _Remote(self._pool.submit(parse_block_spans, block), block, path)
 
 
 @dataclass(slots=True)
