@@ -35,7 +35,6 @@ from loaders.fhir.element_types import JsonKind, element_table, model_for
 # Generated structs live in this module, so that their string annotations (recursive
 # datatypes: Identifier.assigner -> Reference.identifier -> Identifier) resolve.
 _MODULE = types.ModuleType(f"{__name__}._structs")
-_MODULE.msgspec = msgspec  # type: ignore[attr-defined]
 sys.modules[_MODULE.__name__] = _MODULE
 
 _PRIMITIVE = {
@@ -61,7 +60,7 @@ def _struct_name(model: type[BaseModel]) -> str:
         field = f"f{number}"  # JSON names are not all identifiers (_birthDate, class)
         rename[field] = json_name
         if spec.opaque:
-            fields.append((field, "msgspec.Raw", msgspec.Raw(b"null")))
+            fields.append((field, msgspec.Raw, msgspec.Raw(b"null")))
             continue
         kind = _struct_name(spec.model) if spec.model is not None else _PRIMITIVE[spec.kind]
         annotation = f"list[{kind} | None] | None" if spec.repeated else f"{kind} | None"
