@@ -252,8 +252,8 @@ def _json_payloads(batch: pa.Table) -> pa.Table:
 
     DuckDB takes an arrow JSON column into its JSON column as it is; from a string column it
     casts, parsing every payload again (~0.6 s of main-thread time per 1,000,000 resources).
-    The payloads are canonical JSON written by orjson (:mod:`loaders.resources`), so the
-    check would find nothing.
+    Every payload was parsed (or written) by orjson when it was accepted
+    (:mod:`loaders.resources`), so that check would find nothing.
     """
     index = batch.schema.get_field_index("resource")
     texts = batch.column(index)
