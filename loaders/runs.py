@@ -32,6 +32,7 @@ from loaders.settings import LoadSettings
 from loaders.warehouse.operational import (
     LANDING_MANIFEST,
     LOAD_RUNS,
+    LOAD_RUNS_JSON_COLUMNS,
     QUARANTINE,
     REQUEST_LOG,
     QuarantineRecord,
@@ -52,7 +53,6 @@ from loaders.warehouse.pipeline import (
     raw_resources,
     snowflake_raw_resources,
 )
-from loaders.warehouse.raw_tables import empty_raw_batch
 from loaders.warehouse.raw_writer import RawTableWriter
 from loaders.warehouse.snowflake_filter import snowflake_version_filter
 from loaders.warehouse.version_filter import DuckDBVersionFilter
@@ -114,8 +114,9 @@ def merge(
     reads the writer's own connection (so it also sees rows merged earlier in the run). State
     updates yielded by ``produce`` are committed by dlt after every row is committed: a cursor
     or checkpoint never gets ahead of the rows it stands for (if the process dies in between,
-    the next run reads those rows again and the version filter makes them a no-op). Raw tables
-    created by the merge are registered in dlt's schema in that same dlt load.
+    the next run reads those rows again and the version filter makes them a no-op). A run
+    without state updates (a file load) needs no dlt load at all: the writer creates the raw
+    tables it writes to, with the columns dlt would create.
 
     On Snowflake (``settings.destination``) see :func:`_merge_on_snowflake`.
 
@@ -136,16 +137,12 @@ def merge(
                     updates.append(item)
                 else:
                     writer.write(*item)
-            created = list(writer.created)
     except duckdb.Error as error:
         raise WarehouseError(
             f"the merge into the raw tables failed: {safe_error(error)}"
         ) from error
-    if updates or created:
-        items: list[tuple[str, pa.Table] | StateUpdate] = [
-            (table, empty_raw_batch()) for table in created
-        ]
-        _load_with_dlt(_pipeline(pipeline), raw_resources([*items, *updates]))
+    if updates:
+        _load_with_dlt(_pipeline(pipeline), raw_resources(updates))
 
 
 def _merge_on_snowflake(
@@ -257,9 +254,9 @@ def record_run(
 ) -> None:
     """Write the run's operational rows; a failure here is logged, never masks the load's.
 
-    With DuckDB ``settings``, the rows are written straight into the warehouse when their
-    tables exist (see :mod:`loaders.warehouse.operational_writer`); otherwise (on Snowflake,
-    and without ``settings``) dlt writes them.
+    With DuckDB ``settings``, the rows are written straight into the warehouse, creating the
+    tables a first run needs (see :mod:`loaders.warehouse.operational_writer`); dlt writes them
+    on Snowflake, without ``settings``, and when a table must gain a column.
     """
     try:
         manifest = manifest_table(zone.pages)
@@ -267,10 +264,14 @@ def record_run(
         run.add_resource_types([*run.counts_by_type, *run.merged_by_type])
         run_row = asdict(run)
         drift = take_run_findings(run.run_id)  # schema_drift rows, when the run found any
-        if settings is not None:
+        if settings is not None and not settings.on_snowflake:
             tables = [
                 OperationalRows(
-                    LOAD_RUNS, run_row_table(run_row), OPERATIONAL_KEYS[LOAD_RUNS], True
+                    LOAD_RUNS,
+                    run_row_table(run_row),
+                    OPERATIONAL_KEYS[LOAD_RUNS],
+                    with_row_id=True,
+                    json_columns=LOAD_RUNS_JSON_COLUMNS,
                 ),
                 OperationalRows(LANDING_MANIFEST, manifest, OPERATIONAL_KEYS[LANDING_MANIFEST]),
                 OperationalRows(QUARANTINE, refused, OPERATIONAL_KEYS[QUARANTINE]),

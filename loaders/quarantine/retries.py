@@ -86,13 +86,13 @@ def retries_table(records: Sequence[RetryRecord]) -> pa.Table:
 def write_retries(
     pipeline: PipelineOrFactory, settings: LoadSettings, records: Sequence[RetryRecord]
 ) -> None:
-    """Merge the records into ``quarantine_retries`` (dlt creates the table the first time).
+    """Merge the records into ``quarantine_retries`` (straight into DuckDB; dlt on Snowflake).
 
     Raises:
         duckdb.Error, PipelineStepFailed: The warehouse could not be written.
     """
     rows = retries_table(records)
-    if write_operational_rows(
+    if not settings.on_snowflake and write_operational_rows(
         settings.duckdb_path,
         new_load_id(),
         [OperationalRows(QUARANTINE_RETRIES, rows, RETRY_KEY)],

@@ -28,6 +28,34 @@ RECONCILIATION_CHECKS = "reconciliation_checks"
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
+# One row per run: the fields of RunRecord. Only the key is required, as in the table dlt creates
+# from the run's dict (the fallback when the table must evolve); the per-type counts are JSON.
+LOAD_RUNS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source_system", pa.string()),
+        pa.field("command", pa.string()),
+        pa.field("started_at", _TIMESTAMP),
+        pa.field("finished_at", _TIMESTAMP),
+        pa.field("status", pa.string()),
+        pa.field("files_read", pa.int64()),
+        pa.field("resources_read", pa.int64()),
+        pa.field("resources_landed", pa.int64()),
+        pa.field("resources_merged", pa.int64()),
+        pa.field("resources_unchanged", pa.int64()),
+        pa.field("resources_quarantined", pa.int64()),
+        pa.field("landing_pages", pa.int64()),
+        pa.field("error", pa.string()),
+        pa.field("counts_by_type", pa.string()),
+        pa.field("merged_by_type", pa.string()),
+        pa.field("credential_client_id", pa.string()),
+        pa.field("resource_types", pa.string()),
+        pa.field("code_version", pa.string()),
+        pa.field("code_commit", pa.string()),
+    ]
+)
+LOAD_RUNS_JSON_COLUMNS = ("counts_by_type", "merged_by_type")
+
 # Explicit schemas, so both tables exist (empty) from the first run on, whatever happened in it.
 LANDING_MANIFEST_SCHEMA = pa.schema(
     [

@@ -1,12 +1,14 @@
-"""Write a run's operational rows straight into their tables once dlt has created them.
+"""Write a run's operational rows straight into their tables, creating the tables if needed.
 
 A run's record is a handful of rows, but a dlt load costs about half a second of fixed work
-(configuration, a load package, a staging table per merge), which dominates a run that
-changed little. Once dlt has created the operational tables (the first run does), the rows are
-merged here in one DuckDB transaction instead: for each table, the rows with the same primary
-key are deleted and the new ones inserted, as dlt's merge would. If a table is missing, or
-lacks a column the rows carry (the record gained a field), nothing is written and the caller
-uses dlt, which creates or evolves the table.
+(configuration, a load package, a staging table per merge), and a first load paid it twice
+(about 1.1 s of a 13.8 s 1,000,000-resource load, ``make bench`` step b). So the rows are merged
+here in one DuckDB transaction instead: for each table, the rows with the same primary key are
+deleted and the new ones inserted, as dlt's merge would. A missing table is created first with
+the columns dlt would create from the same arrow rows (types and nullability from the arrow
+schema, plus ``_dlt_load_id`` and, for tables dlt builds from dicts, ``_dlt_id``). If a table
+exists but lacks a column the rows carry (the record gained a field), nothing is written and the
+caller uses dlt, which evolves the table.
 """
 
 from __future__ import annotations
@@ -21,10 +23,21 @@ import orjson
 import pyarrow as pa
 
 from loaders.warehouse.connect import connect_warehouse
+from loaders.warehouse.operational import LOAD_RUNS_SCHEMA
 from loaders.warehouse.raw_tables import RAW_DATASET
 
 DLT_LOAD_ID = "_dlt_load_id"
 DLT_ID = "_dlt_id"
+
+# DuckDB column types of the arrow types operational rows use (as dlt's duckdb destination maps
+# them); a table with another type is left to dlt to create.
+_DUCKDB_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "varchar",
+    pa.int64(): "bigint",
+    pa.float64(): "double",
+    pa.bool_(): "boolean",
+    pa.timestamp("us", tz="UTC"): "timestamp with time zone",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +49,14 @@ class OperationalRows:
         rows: The rows (column names as in the table).
         primary_key: The columns a row is replaced by.
         with_row_id: Whether the table has dlt's ``_dlt_id`` (tables dlt built from dicts).
+        json_columns: Text columns holding JSON, created with DuckDB's JSON type.
     """
 
     table: str
     rows: pa.Table
     primary_key: tuple[str, ...]
     with_row_id: bool = False
+    json_columns: tuple[str, ...] = ()
 
 
 def run_row_table(run_row: dict[str, object]) -> pa.Table:
@@ -50,7 +65,25 @@ def run_row_table(run_row: dict[str, object]) -> pa.Table:
         name: orjson.dumps(value).decode() if isinstance(value, dict | list) else value
         for name, value in run_row.items()
     }
-    return pa.Table.from_pylist([row])
+    return pa.Table.from_pylist([row], LOAD_RUNS_SCHEMA)
+
+
+def operational_table_ddl(dataset: str, entry: OperationalRows) -> str | None:
+    """``create table`` for ``entry``'s table from its rows' schema; None if a type has no match.
+
+    Columns as dlt creates them from the same arrow rows: a field's nullability decides
+    ``not null``, then ``_dlt_load_id`` (and ``_dlt_id``) not null.
+    """
+    columns = []
+    for column in entry.rows.schema:
+        kind = "json" if column.name in entry.json_columns else _DUCKDB_TYPES.get(column.type)
+        if kind is None:
+            return None
+        columns.append(f'"{column.name}" {kind}{"" if column.nullable else " not null"}')
+    columns.append(f'"{DLT_LOAD_ID}" varchar not null')
+    if entry.with_row_id:
+        columns.append(f'"{DLT_ID}" varchar not null')
+    return f'create table "{dataset}"."{entry.table}" ({", ".join(columns)})'
 
 
 def write_operational_rows(
@@ -61,11 +94,12 @@ def write_operational_rows(
     memory_limit: str,
     dataset: str = RAW_DATASET,
 ) -> bool:
-    """Merge ``tables`` into their existing tables in one transaction.
+    """Merge ``tables`` into their tables in one transaction, creating the missing ones.
 
     Returns:
-        True if written; False (nothing written) if the warehouse, a table or a column is
-        missing, so that dlt should write them instead.
+        True if written; False (nothing written) if the warehouse file is missing, an existing
+        table lacks a column, or a missing table has a column type without a DuckDB match, so
+        that dlt should write them instead.
 
     Raises:
         WarehouseLockedError: Another process holds the warehouse file open.
@@ -82,13 +116,24 @@ def write_operational_rows(
             [dataset],
         ).fetchall():
             columns.setdefault(table, set()).add(column)
+        creates = []
         for entry in tables:
+            if entry.table not in columns:
+                ddl = operational_table_ddl(dataset, entry)
+                if ddl is None:
+                    return False
+                creates.append(ddl)
+                continue
             needed = set(entry.rows.column_names) | {DLT_LOAD_ID}
             if entry.with_row_id:
                 needed.add(DLT_ID)
-            if not needed <= columns.get(entry.table, set()):
+            if not needed <= columns[entry.table]:
                 return False
         connection.execute("begin transaction")
+        if creates:
+            connection.execute(f'create schema if not exists "{dataset}"')
+        for ddl in creates:
+            connection.execute(ddl)
         for entry in tables:
             _merge_rows(connection, dataset, load_id, entry)
         connection.execute("commit")

@@ -120,7 +120,6 @@ class RawTableWriter:
         self.dataset = dataset
         self.load_id = load_id
         self.commit_bytes = commit_bytes
-        self.created: list[str] = []
         self.rows_written = 0
         # Rows appended to each table by this writer, for aligning commits to row groups.
         self._appended: dict[str, int] = {}
@@ -219,7 +218,6 @@ class RawTableWriter:
             raw_table_ddl(self.dataset, table, compression=_zstd_for_strings())
         )
         self._tables.add(table)
-        self.created.append(table)
 
     def __enter__(self) -> RawTableWriter:
         return self
