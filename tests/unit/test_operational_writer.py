@@ -173,3 +173,26 @@ def test_nothing_is_written_when_dlt_must_create_or_evolve(tmp_path: Path, missi
         with duckdb.connect(str(database), read_only=True) as connection:
             tables = connection.execute("select table_name from duckdb_tables()").fetchall()
         assert tables == [("t",)]
+
+
+def test_a_snowflake_run_never_records_into_a_local_duckdb_file(tmp_path: Path) -> None:
+    """A warehouse file left at the DuckDB path must not receive a Snowflake run's record."""
+    local = _settings(tmp_path / "local")
+    _record(local, "earlier-duckdb-run", direct=True)
+    on_snowflake = dataclasses.replace(local, destination="snowflake")
+    asked_dlt: list[bool] = []
+
+    def snowflake_pipeline() -> None:
+        asked_dlt.append(True)
+        raise RuntimeError("no Snowflake here")  # record_run logs it, never raises
+
+    record_run(
+        snowflake_pipeline,  # type: ignore[arg-type]
+        LandingZone(local.landing_root, "test", "sf-run"),
+        [],
+        _run("sf-run"),
+        settings=on_snowflake,
+    )
+    assert asked_dlt == [True]
+    runs = _rows(local.duckdb_path, "select run_id from raw_fhir.load_runs")
+    assert runs == [{"run_id": "earlier-duckdb-run"}]
