@@ -1,7 +1,8 @@
 """Where a load reads and writes: resolved once, from flags, environment and dlt config.
 
 Precedence for each setting: an explicit argument (a CLI flag), then the environment variable,
-then ``.dlt/config.toml`` (section ``[fhir_elt]``), then the default. The DuckDB path variable
+then ``.dlt/config.toml`` (section ``[fhir_elt]``, read as dlt reads it: see
+:mod:`loaders.dlt_config`), then the default. The DuckDB path variable
 is shared with the dbt profile so the loader and dbt always agree on the warehouse file.
 """
 
@@ -11,8 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import dlt
-
+from loaders.dlt_config import config_value
 from loaders.exceptions import ConfigError
 from loaders.validation.mode import OFF, ValidationMode, parse_validation_mode
 
@@ -31,7 +31,7 @@ def _setting(name: str, env_var: str, default: str) -> str:
     value = os.environ.get(env_var)
     if value:
         return value
-    configured = dlt.config.get(f"fhir_elt.{name}")
+    configured = config_value(f"fhir_elt.{name}")
     return str(configured) if configured not in (None, "") else default
 
 

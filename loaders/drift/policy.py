@@ -26,9 +26,9 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
 
-import dlt
 import orjson
 
+from loaders.dlt_config import config_value
 from loaders.drift.detector import DriftObservation
 from loaders.drift.staging_paths import staging_read_paths
 from loaders.exceptions import ConfigError
@@ -132,7 +132,7 @@ def load_drift_policy(source_system: str) -> DriftPolicy:
         ConfigError: A rule is malformed or names an action other than fail, warn, accept.
     """
     rules = list(parse_rules(os.environ.get(POLICY_ENV_VAR, "")))
-    configured = dlt.config.get(f"fhir_elt.drift.{source_system}")
+    configured = config_value(f"fhir_elt.drift.{source_system}")
     if isinstance(configured, str):  # from the environment: FHIR_ELT__DRIFT__<SOURCE>='{...}'
         with contextlib.suppress(orjson.JSONDecodeError):
             configured = orjson.loads(configured)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import dlt
 import pyarrow as pa
 
 from loaders.runs import PipelineOrFactory, new_load_id
@@ -99,6 +98,8 @@ def write_retries(
         memory_limit=settings.duckdb_memory_limit,
     ):
         return
+    import dlt
+
     target = pipeline if isinstance(pipeline, dlt.Pipeline) else pipeline()
     target.run(
         dlt.resource(

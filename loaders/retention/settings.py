@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import dlt
-
+from loaders.dlt_config import config_value
 from loaders.exceptions import ConfigError
 
 LANDING_ENV = "FHIR_ELT_LANDING_RETENTION_DAYS"
@@ -55,7 +54,7 @@ class RetentionSettings:
 
 
 def _days(name: str, env_var: str) -> int | None:
-    raw = os.environ.get(env_var) or dlt.config.get(f"fhir_elt.{name}")
+    raw = os.environ.get(env_var) or config_value(f"fhir_elt.{name}")
     if raw in (None, ""):
         return None
     try:
