@@ -4,7 +4,8 @@
 
 Generates synthetic data once with the project's generator (cached under ``bench/data/``, keyed
 by size and seed), then measures in the same run, each step the median of ``--reps`` runs in a
-fresh process, with its peak RSS:
+fresh process, with its peak RSS (and the peak PSS of its process tree from one more, untimed
+run: sampling slows what it samples, see ``bench/measure.py``):
 
   a  floor: DuckDB reading the NDJSON into a table with one JSON column (bench/floor.py)
   b  ``fhir-elt load files`` into an empty warehouse (landing plus merge)
@@ -103,7 +104,7 @@ class Bench:
             shutil.copytree(self.state(copy_of), target)
         return target
 
-    def load(self, state: Path, source: Path) -> Sample:
+    def load(self, state: Path, source: Path, *, sample_tree: bool = False) -> Sample:
         return run_measured(
             [
                 BIN / "fhir-elt",
@@ -119,9 +120,10 @@ class Bench:
             ],
             cwd=ROOT,
             log=self.log,
+            sample_tree=sample_tree,
         )
 
-    def dbt(self, state: Path, *command: str) -> Sample:
+    def dbt(self, state: Path, *command: str, sample_tree: bool = False) -> Sample:
         return run_measured(
             [
                 BIN / "dbt",
@@ -139,6 +141,7 @@ class Bench:
             },
             cwd=ROOT,
             log=self.log,
+            sample_tree=sample_tree,
         )
 
     # -- steps -------------------------------------------------------------------------------
@@ -154,8 +157,10 @@ class Bench:
             "a floor",
             self.reps,
             prepare,
-            lambda _rep: run_measured(
-                [sys.executable, ROOT / "bench" / "floor.py", self.data, database], log=self.log
+            lambda _rep, sample: run_measured(
+                [sys.executable, ROOT / "bench" / "floor.py", self.data, database],
+                log=self.log,
+                sample_tree=sample,
             ),
         )
 
@@ -164,7 +169,7 @@ class Bench:
             "b load",
             self.reps,
             lambda _rep: None,
-            lambda _rep: self.load(self.reset("b"), self.data),
+            lambda _rep, sample: self.load(self.reset("b"), self.data, sample_tree=sample),
         )
         shutil.rmtree(self.state("after-b"), ignore_errors=True)
         self.state("b").rename(self.state("after-b"))
@@ -175,7 +180,7 @@ class Bench:
             name,
             self.reps,
             lambda _rep: self.reset("run", "after-b"),
-            lambda _rep: self.load(self.state("run"), source),
+            lambda _rep, sample: self.load(self.state("run"), source, sample_tree=sample),
         )
 
     def dbt_full(self) -> Measurement:
@@ -186,7 +191,7 @@ class Bench:
             "e dbt build",
             self.reps,
             lambda rep: self.reset("dbt", "after-b") if rep else None,
-            lambda _rep: self.dbt(self.state("dbt"), *PRODUCTION_BUILD),
+            lambda _rep, sample: self.dbt(self.state("dbt"), *PRODUCTION_BUILD, sample_tree=sample),
         )
         shutil.rmtree(self.state("after-e"), ignore_errors=True)
         shutil.copytree(self.state("dbt"), self.state("after-e"))
@@ -201,7 +206,7 @@ class Bench:
             "f dbt build after d",
             self.reps,
             prepare,
-            lambda _rep: self.dbt(self.state("dbt"), *PRODUCTION_BUILD),
+            lambda _rep, sample: self.dbt(self.state("dbt"), *PRODUCTION_BUILD, sample_tree=sample),
         )
 
 
