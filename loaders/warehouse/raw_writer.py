@@ -4,8 +4,9 @@ dlt's merge stages every row in a staging table, then deletes and re-inserts fro
 large load the data is written to disk twice and compressed twice. The raw tables need less:
 the :class:`~loaders.warehouse.version_filter.DuckDBVersionFilter` has already dropped every
 row that is unchanged or older than what is stored, so each batch is merged with one delete of
-the keys it replaces (skipped when it replaces none) and one insert. dlt keeps the pipeline
-state, the schema and the operational tables (see ``loaders/runs.py``).
+the keys it replaces (skipped when it replaces none) and one insert. dlt keeps only the
+pipeline state of REST and Bulk runs (see ``loaders/runs.py``); the writer creates the raw
+tables it writes to, with the columns dlt would create.
 
 The filter reads through the writer's connection, so a key seen earlier in the same run is
 compared with the version merged then: several versions of one resource in one run leave the
