@@ -2,7 +2,7 @@
 
 A run's record is a handful of rows, but a dlt load costs about half a second of fixed work
 (configuration, a load package, a staging table per merge), and a first load paid it twice
-(about 1.1 s of a 13.8 s 1,000,000-resource load, ``make bench`` step b). So the rows are merged
+(about 1.3 s of a 13.7 s 1,000,000-resource load, ``make bench`` step b). So the rows are merged
 here in one DuckDB transaction instead: for each table, the rows with the same primary key are
 deleted and the new ones inserted, as dlt's merge would. A missing table is created first with
 the columns dlt would create from the same arrow rows (types and nullability from the arrow
