@@ -64,9 +64,8 @@ def _record(settings: LoadSettings, run_id: str, direct: bool) -> None:
         first_seen_at=NOW, run_id=run_id, count=1, policy="warn",
     )  # fmt: skip
     findings = pa.Table.from_pylist([drift], SCHEMA_DRIFT_SCHEMA)
-    take = runs_module.take_run_findings
-    runs_module.take_run_findings = lambda _run_id: findings  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the run's drift findings, as a ledger gives them
+        patch.setattr(runs_module, "take_run_findings", lambda _run_id: findings)
         record_run(
             make_pipeline(settings),
             LandingZone(settings.landing_root, "test", run_id),
@@ -76,8 +75,6 @@ def _record(settings: LoadSettings, run_id: str, direct: bool) -> None:
             loaded_files=loaded_files_table([loaded]),
             settings=settings if direct else None,
         )
-    finally:
-        runs_module.take_run_findings = take
 
 
 def _columns(database: Path) -> dict[str, set[tuple[str, str, str]]]:
