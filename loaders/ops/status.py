@@ -140,11 +140,18 @@ def _drift(connection: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
 
 
 def _drift_paths(connection: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
-    """Per source, the findings of its latest run that found schema drift."""
+    """Per source, the findings of its latest run that found schema drift.
+
+    Latest by when the findings were seen: run ids sort by the second they started in, then by
+    a random suffix, so two runs of one second do not sort by time.
+    """
     return connection.execute(
-        f"select source_system, resource_type, json_path, observed_kind, expected_kind, count, "
-        f"policy, first_seen_at from {RAW_DATASET}.{SCHEMA_DRIFT} where run_id in ("
-        f"select max(run_id) from {RAW_DATASET}.{SCHEMA_DRIFT} group by source_system) "
+        f"with latest as (select source_system, arg_max(run_id, first_seen_at) as run_id "
+        f"from {RAW_DATASET}.{SCHEMA_DRIFT} group by source_system) "
+        f"select drift.source_system, drift.resource_type, drift.json_path, drift.observed_kind, "
+        f"drift.expected_kind, drift.count, drift.policy, drift.first_seen_at "
+        f"from {RAW_DATASET}.{SCHEMA_DRIFT} as drift join latest "
+        "on latest.source_system = drift.source_system and latest.run_id = drift.run_id "
         "order by 1, 2, 3, 4"
     ).fetchall()
 
