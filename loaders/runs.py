@@ -67,7 +67,8 @@ Batches = Iterable[tuple[str, pa.Table] | StateUpdate]
 PipelineOrFactory: TypeAlias = "dlt.Pipeline | Callable[[], dlt.Pipeline]"
 
 
-def _pipeline(pipeline: PipelineOrFactory) -> dlt.Pipeline:
+def resolve_pipeline(pipeline: PipelineOrFactory) -> dlt.Pipeline:
+    """The pipeline itself, or the one its factory makes (imports dlt)."""
     import dlt
 
     return pipeline if isinstance(pipeline, dlt.Pipeline) else pipeline()
@@ -143,7 +144,7 @@ def merge(
         WarehouseError: The warehouse could not be written, or dlt could not commit the state.
     """
     if settings.on_snowflake:
-        _merge_on_snowflake(_pipeline(pipeline), settings, produce)
+        _merge_on_snowflake(resolve_pipeline(pipeline), settings, produce)
         return
     updates: list[StateUpdate] = []
     try:
@@ -160,7 +161,7 @@ def merge(
             f"the merge into the raw tables failed: {safe_error(error)}"
         ) from error
     if updates:
-        _load_with_dlt(_pipeline(pipeline), raw_resources(updates))
+        _load_with_dlt(resolve_pipeline(pipeline), raw_resources(updates))
 
 
 def _merge_on_snowflake(
@@ -327,7 +328,7 @@ def record_run(
                     primary_key=SCHEMA_DRIFT_KEY,
                 )
             )
-        dlt_pipeline = _pipeline(pipeline)
+        dlt_pipeline = resolve_pipeline(pipeline)
         discard_interrupted_loads(dlt_pipeline)
         dlt_pipeline.run(resources)
     except Exception as error:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from loaders.runs import PipelineOrFactory, new_load_id
+from loaders.runs import PipelineOrFactory, new_load_id, resolve_pipeline
 from loaders.settings import LoadSettings
 from loaders.warehouse.operational_writer import OperationalRows, write_operational_rows
 
@@ -100,8 +100,7 @@ def write_retries(
         return
     import dlt
 
-    target = pipeline if isinstance(pipeline, dlt.Pipeline) else pipeline()
-    target.run(
+    resolve_pipeline(pipeline).run(
         dlt.resource(
             [rows], name=QUARANTINE_RETRIES, write_disposition="merge", primary_key=RETRY_KEY
         )
