@@ -287,7 +287,7 @@ def record_run(
         run.add_resource_types([*run.counts_by_type, *run.merged_by_type])
         run_row = asdict(run)
         drift = take_run_findings(run.run_id)  # schema_drift rows, when the run found any
-        if settings is not None and not settings.on_snowflake:
+        if settings is not None:
             tables = [
                 OperationalRows(
                     LOAD_RUNS,
@@ -307,12 +307,7 @@ def record_run(
                 )
             if drift is not None:
                 tables.append(OperationalRows(SCHEMA_DRIFT, drift, SCHEMA_DRIFT_KEY))
-            if write_operational_rows(
-                settings.duckdb_path,
-                new_load_id(),
-                tables,
-                memory_limit=settings.duckdb_memory_limit,
-            ):
+            if write_operational_rows(settings, new_load_id(), tables):
                 return
         resources: list[Any] = operational_resources(
             manifest, refused, run_row, requests, loaded_files

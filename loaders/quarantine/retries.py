@@ -91,11 +91,8 @@ def write_retries(
         duckdb.Error, PipelineStepFailed: The warehouse could not be written.
     """
     rows = retries_table(records)
-    if not settings.on_snowflake and write_operational_rows(
-        settings.duckdb_path,
-        new_load_id(),
-        [OperationalRows(QUARANTINE_RETRIES, rows, RETRY_KEY)],
-        memory_limit=settings.duckdb_memory_limit,
+    if write_operational_rows(
+        settings, new_load_id(), [OperationalRows(QUARANTINE_RETRIES, rows, RETRY_KEY)]
     ):
         return
     import dlt

@@ -16,12 +16,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import orjson
 import pyarrow as pa
 
+from loaders.settings import LoadSettings
 from loaders.warehouse.connect import connect_warehouse
 from loaders.warehouse.operational import LOAD_RUNS_SCHEMA
 from loaders.warehouse.raw_tables import RAW_DATASET
@@ -87,28 +87,30 @@ def operational_table_ddl(dataset: str, entry: OperationalRows) -> str | None:
 
 
 def write_operational_rows(
-    database: Path,
+    settings: LoadSettings,
     load_id: str,
     tables: Sequence[OperationalRows],
     *,
-    memory_limit: str,
     dataset: str = RAW_DATASET,
 ) -> bool:
-    """Merge ``tables`` into their tables in one transaction, creating the missing ones.
+    """Merge ``tables`` into their tables in the DuckDB warehouse of ``settings``, in one
+    transaction, creating the missing ones.
 
     Returns:
-        True if written; False (nothing written) if the warehouse file is missing, an existing
-        table lacks a column, or a missing table has a column type without a DuckDB match, so
-        that dlt should write them instead.
+        True if written; False (nothing written) if the destination is Snowflake (a DuckDB
+        file left at the local path must not receive the run's record), the warehouse file is
+        missing, an existing table lacks a column, or a missing table has a column type
+        without a DuckDB match, so that dlt should write them instead.
 
     Raises:
         WarehouseLockedError: Another process holds the warehouse file open.
         duckdb.Error: The warehouse could not be written.
     """
-    if not database.exists():
+    if settings.on_snowflake or not settings.duckdb_path.exists():
         return False
     with connect_warehouse(
-        database, config={"memory_limit": memory_limit, "preserve_insertion_order": False}
+        settings.duckdb_path,
+        config={"memory_limit": settings.duckdb_memory_limit, "preserve_insertion_order": False},
     ) as connection:
         columns: dict[str, set[str]] = {}
         for table, column in connection.execute(

@@ -140,13 +140,19 @@ def _rows(database: Path, query: str) -> list[dict[str, object]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _on(database: Path) -> LoadSettings:
+    return LoadSettings(
+        duckdb_path=database, landing_root=database.parent / "landing", duckdb_memory_limit="64MB"
+    )
+
+
 def test_a_type_without_a_duckdb_match_is_left_to_dlt(tmp_path: Path) -> None:
     rows = pa.table({"key": pa.array(["a"]), "when": pa.array([NOW.date()], pa.date32())})
     entry = OperationalRows("odd", rows, ("key",))
     assert operational_table_ddl("raw_fhir", entry) is None
     database = tmp_path / "w.duckdb"
     duckdb.connect(str(database)).close()
-    assert not write_operational_rows(database, "1", [entry], memory_limit="64MB")
+    assert not write_operational_rows(_on(database), "1", [entry])
     with duckdb.connect(str(database), read_only=True) as connection:
         assert connection.execute("select table_name from duckdb_tables()").fetchall() == []
 
@@ -163,7 +169,7 @@ def test_nothing_is_written_when_dlt_must_create_or_evolve(tmp_path: Path, missi
         OperationalRows("fresh", rows, ("key",)),  # would be created, but the batch is refused
         OperationalRows("t", rows, ("key",)),
     ]
-    assert not write_operational_rows(database, "1", entries, memory_limit="64MB")
+    assert not write_operational_rows(_on(database), "1", entries)
     if missing == "file":
         assert not database.exists()
     else:
@@ -191,5 +197,7 @@ def test_a_snowflake_run_never_records_into_a_local_duckdb_file(tmp_path: Path) 
         settings=on_snowflake,
     )
     assert asked_dlt == [True]
+    rows = pa.table({"key": pa.array(["a"]), "n": pa.array([1], pa.int64())})
+    assert not write_operational_rows(on_snowflake, "1", [OperationalRows("t", rows, ("key",))])
     runs = _rows(local.duckdb_path, "select run_id from raw_fhir.load_runs")
     assert runs == [{"run_id": "earlier-duckdb-run"}]
