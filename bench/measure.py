@@ -12,6 +12,7 @@ more repetition of the step, run after them and left out of the times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -100,10 +101,7 @@ def run_measured(
             stderr=subprocess.STDOUT,
         )
         tree = TreePssSampler(process.pid)
-        if sample_tree:
-            with tree:
-                _, status, usage = os.wait4(process.pid, 0)
-        else:
+        with tree if sample_tree else contextlib.nullcontext():
             _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -130,19 +128,17 @@ def repeat(
     more ``prepare(reps)`` and ``run(reps, True)``, the repetition whose process tree is sampled.
     """
     measurement = Measurement(name)
-    for rep in range(reps + 1):
+    for rep in range(reps):
         prepare(rep)
-        sample = run(rep, rep == reps)
-        if rep < reps:
-            measurement.samples.append(sample)
-            sys.stderr.write(
-                f"  {name} rep {rep + 1}/{reps}: {sample.seconds:.2f} s, "
-                f"{sample.peak_rss_mb:.0f} MB\n"
-            )
-        else:
-            measurement.memory = sample
-            sys.stderr.write(
-                f"  {name} sampled rep: tree PSS {sample.peak_tree_pss_mb:.0f} MB "
-                f"({sample.seconds:.2f} s, not timed)\n"
-            )
+        sample = run(rep, False)
+        measurement.samples.append(sample)
+        sys.stderr.write(
+            f"  {name} rep {rep + 1}/{reps}: {sample.seconds:.2f} s, {sample.peak_rss_mb:.0f} MB\n"
+        )
+    prepare(reps)
+    memory = measurement.memory = run(reps, True)
+    sys.stderr.write(
+        f"  {name} sampled rep: tree PSS {memory.peak_tree_pss_mb:.0f} MB "
+        f"({memory.seconds:.2f} s, not timed)\n"
+    )
     return measurement
