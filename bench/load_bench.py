@@ -13,18 +13,22 @@ run: sampling slows what it samples, see ``bench/measure.py``):
   d  an incremental load: new versions of 1% of the resources (bench/change_set.py)
   e  ``dbt build`` on the data of b
   f  ``dbt build`` after d, on the warehouse e built
-     (e and f run the scheduled workflow's command: ``dbt build --exclude-resource-type
+  f0 the build of f reading no rows (``dbt build --empty``): what dbt itself costs for this
+     project's ~500 nodes (start-up, compiling, DDL, a query or more per node). f does all f0
+     does and reads the changed rows besides, so f0/e is the lowest f/e this project can reach
+     with dbt on this machine, and f/f0 near 1 means f's data work is small
+     (e, f and f0 run the scheduled workflow's command: ``dbt build --exclude-resource-type
      unit_test``, with dbt's partial-parse state kept between runs as the workflow keeps it,
      and its file log at ``info`` as the workflow sets it: ``DBT_LOG_LEVEL_FILE``)
   g  REST extraction from the local test server with a known rate limit: request rate
      achieved against the configured budget, 429s received (bench/rest_backfill.py)
 
 Every repetition of c and d starts from a copy of the warehouse and landing zone b left; every
-repetition of f from a copy of what e left, with d loaded into it (not timed). dbt runs with
-its own target and log directories under the work directory, never the repository's.
+repetition of f and f0 from a copy of what e left, with d loaded into it (not timed). dbt runs
+with its own target and log directories under the work directory, never the repository's.
 
-Writes ``bench/results.json`` (ratios b/a, c/b, d/b, f/e, peak RSS, seconds, REST figures)
-and prints a markdown table.
+Writes ``bench/results.json`` (ratios b/a, c/b, d/b, f/e, f0/e, f/f0, peak RSS, seconds, REST
+figures) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -197,16 +201,28 @@ class Bench:
         shutil.copytree(self.state("dbt"), self.state("after-e"))
         return measurement
 
-    def dbt_incremental(self) -> Measurement:
-        def prepare(_rep: int) -> None:
-            self.reset("dbt", "after-e")
-            self.load(self.state("dbt"), self.changes)
+    def after_e_with_d(self, _rep: int) -> None:
+        self.reset("dbt", "after-e")
+        self.load(self.state("dbt"), self.changes)
 
+    def dbt_incremental(self) -> Measurement:
         return repeat(
             "f dbt build after d",
             self.reps,
-            prepare,
+            self.after_e_with_d,
             lambda _rep, sample: self.dbt(self.state("dbt"), *PRODUCTION_BUILD, sample_tree=sample),
+        )
+
+    def dbt_floor(self) -> Measurement:
+        # --empty turns every ref and source into a zero-row subquery: each model's SQL still
+        # runs and each table is still created, each test still queried, on no data.
+        return repeat(
+            "f0 dbt build --empty",
+            self.reps,
+            self.after_e_with_d,
+            lambda _rep, sample: self.dbt(
+                self.state("dbt"), *PRODUCTION_BUILD, "--empty", sample_tree=sample
+            ),
         )
 
 
@@ -252,7 +268,7 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="steps to leave out, any of a, c, d, e, f, g (b always runs), e.g. 'acd'",
+        help="steps to leave out, any of a, c, d, e, f (with f0), g (b always runs), e.g. 'acd'",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -277,6 +293,7 @@ def main() -> None:
             results.steps["dbt_full"] = bench.dbt_full()
             if "f" not in args.skip:
                 results.steps["dbt_incremental"] = bench.dbt_incremental()
+                results.steps["dbt_floor"] = bench.dbt_floor()
         if "g" not in args.skip:
             results.rest = rest_rate(args.reps, work, args.rest_patients, args.rest_limit)
     finally:
