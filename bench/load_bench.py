@@ -14,7 +14,7 @@ run: sampling slows what it samples, see ``bench/measure.py``):
   e  ``dbt build`` on the data of b
   f  ``dbt build`` after d, on the warehouse e built
   f0 the build of f reading no rows (``dbt build --empty``): what dbt itself costs for this
-     project's ~500 nodes (start-up, compiling, DDL, a query or more per node). f does all f0
+     project's ~510 nodes (start-up, compiling, DDL, a query or more per node). f does all f0
      does and reads the changed rows besides, so f0/e is the lowest f/e this project can reach
      with dbt on this machine, and f/f0 near 1 means f's data work is small
      (e, f and f0 run the scheduled workflow's command: ``dbt build --exclude-resource-type
