@@ -118,16 +118,9 @@ def test_the_direct_record_holds_the_same_rows_as_dlt(tmp_path: Path) -> None:
     for run_id in ("run-1", "run-2", "run-1"):  # the last replaces run-1's rows
         _record(by_dlt, run_id, direct=False)
         _record(direct, run_id, direct=True)
-    for table, order in [
-        ("load_runs", "run_id"),
-        ("quarantine", "run_id"),
-        ("request_log", "run_id"),
-        ("loaded_files", "run_id"),
-        ("schema_drift", "run_id"),
-    ]:
-        query = f"select * exclude (_dlt_load_id) from raw_fhir.{table} order by {order}"
-        if table == "load_runs":
-            query = query.replace("exclude (_dlt_load_id)", "exclude (_dlt_load_id, _dlt_id)")
+    for table in ("load_runs", "quarantine", "request_log", "loaded_files", "schema_drift"):
+        dlt_columns = "_dlt_load_id, _dlt_id" if table == "load_runs" else "_dlt_load_id"
+        query = f"select * exclude ({dlt_columns}) from raw_fhir.{table} order by run_id"
         from_dlt, written = _rows(by_dlt.duckdb_path, query), _rows(direct.duckdb_path, query)
         assert len(written) == 2, table
         assert written == from_dlt, table
